@@ -1,0 +1,133 @@
+"""Colour: grayscale, sepia, invert, auto_contrast, equalize, brightness, contrast,
+saturation, posterize. All act on the colour channels and leave alpha as it is."""
+
+from __future__ import annotations
+
+from PIL import Image, ImageEnhance, ImageOps
+
+from shared.imaging.ops.common import on_colour
+from shared.imaging.params import Float, Int
+from shared.imaging.registry import OpContext, Params, operation
+
+# Microsoft's sepia matrix (as in CSS `sepia(1)`), one row per output channel.
+_SEPIA = (
+    0.393,
+    0.769,
+    0.189,
+    0.0,
+    0.349,
+    0.686,
+    0.168,
+    0.0,
+    0.272,
+    0.534,
+    0.131,
+    0.0,
+)
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+@operation(
+    "grayscale",
+    "Convert to shades of grey (ITU-R 601 luma). Transparency is kept.",
+    group="colour",
+    scale_invariant=True,
+    luma_safe=True,
+)
+def grayscale(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
+    if image.mode in ("L", "LA"):
+        return image
+    return image.convert("LA" if image.mode == "RGBA" else "L")
+
+
+@operation("sepia", "A warm, old-photograph tone.", group="colour", scale_invariant=True)
+def sepia(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
+    return on_colour(image, lambda im: _rgb(im).convert("RGB", _SEPIA))
+
+
+@operation(
+    "invert", "A photographic negative.", group="colour", scale_invariant=True, luma_safe=True
+)
+def invert(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
+    return on_colour(image, ImageOps.invert)
+
+
+@operation(
+    "auto_contrast",
+    "Stretch each channel's levels to the full range, ignoring the darkest and lightest "
+    "`cutoff` percent of pixels.",
+    Float("cutoff", "Percent of pixels to ignore at each end.", 0.0, minimum=0, maximum=49),
+    group="colour",
+    scale_invariant=True,
+)
+def auto_contrast(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
+    cutoff = params.get("cutoff", 0.0)
+    return on_colour(image, lambda im: ImageOps.autocontrast(im, cutoff=cutoff))
+
+
+@operation(
+    "equalize",
+    "Equalise the histogram: spread tones evenly over the range.",
+    group="colour",
+    scale_invariant=True,
+)
+def equalize(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
+    return on_colour(image, ImageOps.equalize)
+
+
+def _factor(description: str) -> Float:
+    return Float("factor", description, required=True, minimum=0, maximum=10)
+
+
+@operation(
+    "brightness",
+    "Make the image darker (factor < 1) or brighter (> 1); 1 leaves it unchanged.",
+    _factor("0 is black, 1 unchanged, 2 twice as bright."),
+    group="colour",
+    scale_invariant=True,
+    luma_safe=True,
+)
+def brightness(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
+    factor = params["factor"]
+    return on_colour(image, lambda im: ImageEnhance.Brightness(im).enhance(factor))
+
+
+@operation(
+    "contrast",
+    "Lower (factor < 1) or raise (> 1) the contrast; 1 leaves it unchanged.",
+    _factor("0 is flat grey, 1 unchanged, 2 twice the contrast."),
+    group="colour",
+    scale_invariant=True,
+)
+def contrast(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
+    factor = params["factor"]
+    return on_colour(image, lambda im: ImageEnhance.Contrast(im).enhance(factor))
+
+
+@operation(
+    "saturation",
+    "Wash colours out (factor < 1) or make them more vivid (> 1); 0 is grayscale.",
+    _factor("0 is grayscale, 1 unchanged, 2 twice as saturated."),
+    group="colour",
+    scale_invariant=True,
+)
+def saturation(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
+    factor = params["factor"]
+    if image.mode in ("L", "LA"):
+        return image
+    return on_colour(image, lambda im: ImageEnhance.Color(im).enhance(factor))
+
+
+@operation(
+    "posterize",
+    "Reduce each channel to 2^bits levels: a flat, poster-like look.",
+    Int("bits", "Bits kept per channel.", 4, minimum=1, maximum=8),
+    group="colour",
+    scale_invariant=True,
+)
+def posterize(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
+    bits = params.get("bits", 4)
+    return on_colour(image, lambda im: ImageOps.posterize(im, bits))

@@ -1,0 +1,1 @@
+"""Jobs: the spec a client sends, the job model, its store and its orchestration logic."""
