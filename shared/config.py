@@ -116,6 +116,144 @@ class Settings:
         group="processing",
     )
 
+    # -- Storage (one account: the Functions host's own, AzureWebJobsStorage) --------------
+    storage_connection: str = setting(
+        "AzureWebJobsStorage",
+        "",
+        "Storage connection string (local: Azurite's). Leave empty in Azure and use the "
+        "identity-based AzureWebJobsStorage__* settings below.",
+        group="storage",
+    )
+    storage_account_name: str = setting(
+        "AzureWebJobsStorage__accountName",
+        "",
+        "Azure: storage account name for identity-based connections.",
+        group="storage",
+    )
+    storage_blob_uri: str = setting(
+        "AzureWebJobsStorage__blobServiceUri",
+        "",
+        "Azure: blob endpoint (default https://<account>.blob.core.windows.net).",
+        group="storage",
+    )
+    storage_queue_uri: str = setting(
+        "AzureWebJobsStorage__queueServiceUri",
+        "",
+        "Azure: queue endpoint (default https://<account>.queue.core.windows.net).",
+        group="storage",
+    )
+    storage_table_uri: str = setting(
+        "AzureWebJobsStorage__tableServiceUri",
+        "",
+        "Azure: table endpoint (default https://<account>.table.core.windows.net).",
+        group="storage",
+    )
+    storage_client_id: str = setting(
+        "AzureWebJobsStorage__clientId",
+        "",
+        "Azure: client id of the user-assigned managed identity used for storage.",
+        group="storage",
+    )
+
+    # -- Jobs ----------------------------------------------------------------------------------
+    job_deadline_seconds: int = setting(
+        "PIXELPIPE_JOB_DEADLINE_SECONDS",
+        600,
+        "A job's deadline: operations not finished by then fail with TIMEOUT.",
+        group="jobs",
+    )
+    sas_ttl_seconds: int = setting(
+        "PIXELPIPE_SAS_TTL_SECONDS",
+        900,
+        "Lifetime of the read-only links to outputs.",
+        group="jobs",
+    )
+    sas_clock_skew_seconds: int = setting(
+        "PIXELPIPE_SAS_CLOCK_SKEW_SECONDS",
+        300,
+        "How far SAS start times are backdated, to tolerate clients' clock skew.",
+        group="jobs",
+    )
+    upload_url_ttl_seconds: int = setting(
+        "PIXELPIPE_UPLOAD_URL_TTL_SECONDS",
+        900,
+        "Lifetime of the write-only upload URLs that POST /api/uploads hands out.",
+        group="jobs",
+    )
+    idempotency_hours: int = setting(
+        "PIXELPIPE_IDEMPOTENCY_HOURS",
+        24,
+        "How long an Idempotency-Key keeps returning the job it first created.",
+        group="jobs",
+    )
+    page_size: int = setting(
+        "PIXELPIPE_PAGE_SIZE", 50, "Jobs per page in GET /api/jobs.", group="jobs"
+    )
+
+    # -- Authentication (Entra ID access tokens; locally the dev host is the issuer) --------
+    auth_jwks_url: str = setting(
+        "PIXELPIPE_AUTH_JWKS_URL",
+        "",
+        "JWKS URL of the token issuer (Entra ID: "
+        "https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys).",
+        group="auth",
+    )
+    auth_issuers: tuple[str, ...] = setting(
+        "PIXELPIPE_AUTH_ISSUERS",
+        (),
+        "Comma-separated accepted issuers (Entra ID: https://login.microsoftonline.com/"
+        "<tenant>/v2.0, and https://sts.windows.net/<tenant>/ for v1 tokens).",
+        group="auth",
+    )
+    auth_audiences: tuple[str, ...] = setting(
+        "PIXELPIPE_AUTH_AUDIENCES",
+        (),
+        "Comma-separated accepted audiences (the API's app id URI and/or client id).",
+        group="auth",
+    )
+    auth_tenants: tuple[str, ...] = setting(
+        "PIXELPIPE_AUTH_TENANTS",
+        (),
+        "Comma-separated tenant ids whose tokens are accepted (empty: any tenant the issuer "
+        "list allows).",
+        group="auth",
+    )
+    auth_permission: str = setting(
+        "PIXELPIPE_AUTH_PERMISSION",
+        "Images.Process",
+        "Delegated scope (scp) or app role (roles) a token must carry.",
+        group="auth",
+    )
+    auth_leeway_seconds: int = setting(
+        "PIXELPIPE_AUTH_LEEWAY_SECONDS",
+        60,
+        "Clock skew tolerated on a token's exp and nbf.",
+        group="auth",
+    )
+
+    # -- Webhooks ------------------------------------------------------------------------------
+    webhook_allow_private: bool = setting(
+        "PIXELPIPE_WEBHOOK_ALLOW_PRIVATE",
+        False,
+        "Allow webhook URLs on loopback/private addresses and plain http (local testing "
+        "only; never in Azure).",
+        group="webhooks",
+    )
+    webhook_secret: str = setting(
+        "PIXELPIPE_WEBHOOK_SECRET",
+        "",
+        "Key for the X-Pixelpipe-Signature HMAC. A secret: a Key Vault reference in Azure, "
+        "local.settings.json locally.",
+        secret=True,
+        group="webhooks",
+    )
+    webhook_timeout_seconds: float = setting(
+        "PIXELPIPE_WEBHOOK_TIMEOUT_SECONDS",
+        10.0,
+        "Timeout of one webhook delivery attempt.",
+        group="webhooks",
+    )
+
     def limits(self) -> Limits:
         """The imaging limits, as the pure imaging code takes them."""
         return Limits(
@@ -199,6 +337,18 @@ def describe_settings() -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def sample_values() -> dict[str, str]:
+    """The `Values` of local.settings.sample.json: every setting at its default (secrets
+    empty), plus the host's worker runtime."""
+    values = {"FUNCTIONS_WORKER_RUNTIME": "python"}
+    for entry in describe_settings():
+        default = entry["default"]
+        text = str(default).lower() if isinstance(default, bool) else str(default)
+        values[entry["env"]] = "" if entry["secret"] else text
+    values["AzureWebJobsStorage"] = "UseDevelopmentStorage=true"
+    return values
 
 
 _cached: Settings | None = None

@@ -24,6 +24,7 @@ is always safe to show (it never carries paths, stack traces or library internal
     └── ServiceError                    5xx
         ├── Unavailable                 503  UNAVAILABLE           (retryable, Retry-After)
         ├── OperationTimeout            504  TIMEOUT
+        ├── ProcessingFailed            500  PROCESSING_FAILED     (kept failing: poison queue)
         └── DecryptionFailed            500  DECRYPTION_FAILED     (.kid names the key needed)
 
 `retryable` is what the queue worker looks at: a retryable error is raised again so the
@@ -49,6 +50,7 @@ __all__ = [
     "OperationTimeout",
     "PayloadTooLarge",
     "PixelpipeError",
+    "ProcessingFailed",
     "RateLimited",
     "ServiceError",
     "TargetSizeUnreachable",
@@ -205,6 +207,11 @@ class OperationTimeout(ServiceError):
     status = 504
     code = "TIMEOUT"
     default_message = "The operation did not finish within its time budget."
+
+
+class ProcessingFailed(ServiceError):
+    code = "PROCESSING_FAILED"
+    default_message = "The operation failed repeatedly and was abandoned."
 
 
 class DecryptionFailed(ServiceError):

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import ConfigError, Settings, describe_settings
+from shared.config import ConfigError, Settings, describe_settings, sample_values
 
 ROOT = Path(__file__).resolve().parents[2]
 # Read by the Functions host itself, not by shared/config.py.
-HOST_SETTINGS = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"}
+HOST_SETTINGS = {"FUNCTIONS_WORKER_RUNTIME"}
 
 
 def test_defaults_match_security_md():
@@ -61,6 +61,7 @@ def test_sample_settings_agree_with_config():
     sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
     declared = {entry["env"] for entry in describe_settings()}
     assert set(sample) - HOST_SETTINGS == declared
+    assert sample == sample_values()   # regenerate with shared.config.sample_values()
     for entry in describe_settings():
         if entry["secret"]:
             assert sample[entry["env"]] == "", f"{entry['env']} must not hold a secret"

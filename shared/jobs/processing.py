@@ -1,0 +1,276 @@
+"""The work behind the queue triggers and the finalize activity, without Azure types.
+
+    dispatch   jobs queue -> start the orchestration (instance id = job id) -> one `ops`
+               message per operation, then mark the job dispatched (so a repeated message
+               does not fan out again)
+    operation  ops queue -> load the source -> run the chain -> write the output create-only
+               -> complete the operation row -> (the trigger raises `op-<index>`)
+    poison     ops-poison queue -> complete the operation as failed -> (raise `op-<index>`)
+    finalize   after the orchestration's fan-in: time out what is left, make the job row
+               terminal, write the manifest last, return the result document
+
+Every step is idempotent: messages are delivered at least once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import NotFound, OperationTimeout, PixelpipeError, Unavailable
+from shared.imaging.parallel import default_threads
+from shared.imaging.pipeline import Chain, run
+from shared.jobs.model import Job, JobStatus, Operation, OpStatus, Output
+from shared.jobs.service import job_document, output_filename
+from shared.jobs.webhooks import deliver
+from shared.runtime import Runtime
+from shared.storage.clients import OPS_QUEUE
+from shared.storage.sas import content_disposition
+
+__all__ = [
+    "OpTask",
+    "deliver_job_webhook",
+    "dispatch_tasks",
+    "fail_operation",
+    "finalize",
+    "operation_outcome",
+    "run_operation",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OpTask:
+    """Everything a worker needs, carried in the message (no reads before the work starts)."""
+
+    job_id: str
+    index: int
+    name: str
+    chain: Chain
+    source_container: str
+    source_blob: str
+    output_container: str
+    output_blob: str
+    filename: str
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "jobId": self.job_id,
+            "index": self.index,
+            "name": self.name,
+            "chain": self.chain.to_dict(),
+            "source": {"container": self.source_container, "blob": self.source_blob},
+            "output": {
+                "container": self.output_container,
+                "blob": self.output_blob,
+                "filename": self.filename,
+            },
+        }
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> OpTask:
+        return cls(
+            data["jobId"],
+            int(data["index"]),
+            data["name"],
+            Chain.from_dict(data["chain"]),
+            data["source"]["container"],
+            data["source"]["blob"],
+            data["output"]["container"],
+            data["output"]["blob"],
+            data["output"]["filename"],
+        )
+
+
+def orchestration_input(rt: Runtime, job: Job) -> dict[str, Any]:
+    return {
+        "jobId": job.id,
+        "total": job.total,
+        "deadlineSeconds": rt.settings.job_deadline_seconds,
+        "webhook": bool(job.webhook_url),
+    }
+
+
+def dispatch_tasks(rt: Runtime, job: Job, operations: list[Operation]) -> list[OpTask]:
+    """One task per operation that is not finished yet."""
+    source_format = (job.source or {}).get("format", "png")
+    tasks = []
+    for op in operations:
+        if op.status.terminal:
+            continue
+        fmt = op.chain.output_format(source_format)
+        extension = output_filename(job, op.name, fmt).rsplit(".", 1)[1]
+        tasks.append(
+            OpTask(
+                job.id,
+                op.index,
+                op.name,
+                op.chain,
+                job.source_container,
+                job.source_blob,
+                job.output_container,
+                f"{job.output_prefix}{op.name}.{extension}",
+                output_filename(job, op.name, fmt),
+            )
+        )
+    return tasks
+
+
+def enqueue(rt: Runtime, job: Job, tasks: list[OpTask]) -> Job:
+    """Fan out (once): one `ops` message per task, then mark the job dispatched."""
+    if job.dispatched:
+        return job
+    for task in tasks:
+        rt.send(OPS_QUEUE, task.to_message())
+    return rt.store.mark_dispatched(job)
+
+
+def operation_outcome(op: Operation) -> dict[str, Any]:
+    """The small event payload for `op-<index>`."""
+    if op.status is OpStatus.SUCCEEDED and op.output is not None:
+        return {"status": "succeeded", "output": op.output.to_dict()}
+    return {"status": "failed", "error": op.error or {"code": "INTERNAL"}}
+
+
+def run_operation(rt: Runtime, task: OpTask) -> dict[str, Any]:
+    """Do one operation and record it. Permanent failures are recorded and returned;
+    transient ones raise, so the message comes back."""
+    done = rt.store.get_operation(task.job_id, task.index)
+    if done is None:
+        return {"status": "failed", "error": NotFound("The job was deleted.").to_dict()}
+    if done.status.terminal:
+        return operation_outcome(done)  # a redelivered message: nothing to do
+    try:
+        source = rt.private_blobs.get(task.source_container, task.source_blob)
+        result = run(
+            source,
+            task.chain,
+            limits=rt.settings.limits(),
+            threads=rt.settings.imaging_threads or default_threads(),
+            timeout=rt.settings.operation_timeout_seconds,
+        )
+    except PixelpipeError as exc:
+        if exc.retryable:
+            raise
+        op = rt.store.complete_operation(task.job_id, task.index, error=exc.to_dict())
+        return operation_outcome(op)
+    put = rt.public_blobs.put(
+        task.output_container,
+        task.output_blob,
+        result.data,
+        content_type=result.content_type,
+        content_disposition=content_disposition(task.filename),
+        metadata={"job": task.job_id, "operation": str(task.index)},
+    )
+    output = Output(
+        task.output_container,
+        task.output_blob,
+        task.filename,
+        result.format,
+        result.content_type,
+        result.width,
+        result.height,
+        len(result.data),
+        put.sha256,
+    )
+    op = rt.store.complete_operation(task.job_id, task.index, output=output)
+    return operation_outcome(op)
+
+
+def fail_operation(rt: Runtime, task: OpTask, error: PixelpipeError) -> dict[str, Any]:
+    """Record a poisoned operation as failed (if nothing else completed it first)."""
+    try:
+        op = rt.store.complete_operation(task.job_id, task.index, error=error.to_dict())
+    except Exception as exc:  # the job was deleted meanwhile
+        log.warning("poison for %s/%s: %s", task.job_id, task.index, exc)
+        return {"status": "failed", "error": error.to_dict()}
+    return operation_outcome(op)
+
+
+def finalize(rt: Runtime, job_id: str, *, timed_out: bool) -> dict[str, Any]:
+    """Make the job terminal and write its manifest (last); return the result document."""
+    job, operations = rt.store.get_with_operations(job_id)
+    if job is None:
+        return {"id": job_id, "status": "deleted"}
+    if not job.status.terminal:
+        deadline = OperationTimeout("The job's deadline passed before this operation finished.")
+        operations = [
+            op
+            if op.status.terminal
+            else rt.store.complete_operation(job_id, op.index, error=deadline.to_dict())
+            for op in operations
+        ]
+        succeeded = sum(1 for op in operations if op.status is OpStatus.SUCCEEDED)
+        status = (
+            JobStatus.SUCCEEDED
+            if succeeded == len(operations)
+            else JobStatus.FAILED
+            if succeeded == 0
+            else JobStatus.PARTIAL
+        )
+        job = rt.store.finish(job, status)
+        if timed_out:
+            log.info("job %s hit its deadline", job_id)
+    rt.public_blobs.put_json(
+        job.output_container, f"{job.output_prefix}manifest.json", manifest(job, operations)
+    )
+    return job_document(rt, job, operations)
+
+
+def deliver_job_webhook(rt: Runtime, job_id: str) -> dict[str, Any]:
+    """One webhook delivery attempt for a terminal job; raises `Unavailable` while retrying."""
+    job, operations = rt.store.get_with_operations(job_id)
+    if job is None or not job.webhook_url or not job.status.terminal:
+        return {"status": "skipped"}
+    if job.webhook and job.webhook.get("status") == "delivered":
+        return job.webhook
+    record = deliver(
+        job.webhook_url,
+        job_document(rt, job, operations),
+        rt.settings.webhook_secret,
+        allow_private=rt.settings.webhook_allow_private,
+        timeout=rt.settings.webhook_timeout_seconds,
+        previous=job.webhook,
+    )
+    rt.store.update_job(job, webhook=record)
+    if record["status"] == "retrying":
+        raise Unavailable(f"Webhook delivery failed: {record['lastError']}.")
+    return record
+
+
+def manifest(job: Job, operations: list[Operation]) -> dict[str, Any]:
+    """The manifest written next to the outputs: deterministic for a terminal job."""
+    entries = []
+    for op in operations:
+        entry: dict[str, Any] = {
+            "index": op.index,
+            "name": op.name,
+            "op": op.op,
+            "status": op.status.value,
+        }
+        if op.output is not None:
+            blob = op.output.blob
+            entry["output"] = {
+                "blob": blob.rsplit("/", 1)[-1],
+                "format": op.output.format,
+                "contentType": op.output.content_type,
+                "width": op.output.width,
+                "height": op.output.height,
+                "bytes": op.output.bytes,
+                "sha256": op.output.sha256,
+            }
+        if op.error:
+            entry["error"] = {"code": op.error.get("code"), "message": op.error.get("message")}
+        entries.append(entry)
+    return {
+        "job": job.id,
+        "status": job.status.value,
+        "createdAt": job.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "completedAt": job.completed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if job.completed_at
+        else None,
+        "source": job.source,
+        "operations": entries,
+    }
