@@ -1,3 +1,3 @@
-"""Security building blocks, one module each; among them `secrets` (one interface over Key Vault
-and local settings for secrets that rotate) and `kek` (AES key-wrap keys for blob client-side
-encryption, their rotation and the key resolver)."""
+"""Security: who may call (`auth`), where secrets live (`secrets`: Key Vault or local settings
+behind one interface) and the keys that protect image data (`kek`: AES key-wrap keys for blob
+client-side encryption, resolved by version so rotation never breaks old blobs)."""
