@@ -41,8 +41,6 @@ Secret ids in responses use the server's own base URL, so they parse like real i
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 import re
 import secrets
@@ -60,10 +58,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from azure.core.credentials import AccessToken
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.support.tls import make_certificates
 
 __all__ = ["VAULT_SCOPE", "FakeKeyVault", "FakeTokenCredential", "RecordedRequest", "iter_pages"]
 
@@ -201,7 +197,7 @@ class FakeKeyVault:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> FakeKeyVault:
         self._dir = Path(tempfile.mkdtemp(prefix="fake-keyvault-"))
-        cert_path, key_path, self.ca_path = _make_certificates(self._dir)
+        cert_path, key_path, self.ca_path = make_certificates(self._dir, "fake Key Vault")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(cert_path, key_path)
@@ -488,74 +484,6 @@ def _not_found(name: str, version: str) -> dict[str, Any]:
         f"A secret with (name/id) {ident} was not found in this key vault. If you recently "
         "deleted this secret you may be able to recover it using the correct recovery command.",
     )
-
-
-def _make_certificates(directory: Path) -> tuple[str, str, str]:
-    """A throwaway CA and a server certificate for 127.0.0.1/localhost signed by it."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pixelpipe fake Key Vault CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_path = directory / "ca.pem"
-    cert_path = directory / "server.pem"
-    key_path = directory / "server.key"
-    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path), str(ca_path)
 
 
 def iter_pages(vault: FakeKeyVault) -> Iterator[RecordedRequest]:
