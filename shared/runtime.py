@@ -16,8 +16,10 @@ from azure.core.credentials import TokenCredential
 from shared.config import Settings, load_settings
 from shared.jobs.store import JobStore
 from shared.security.auth import TokenValidator
-from shared.storage.blobs import BlobStore
-from shared.storage.clients import StorageClients
+from shared.security.kek import KeyRing
+from shared.security.secrets import SecretProvider, secret_provider_from_settings
+from shared.storage.blobs import BlobStore, EncryptedBlobStore
+from shared.storage.clients import ORIGINALS, OUTBOX, QUARANTINE, RESULTS, StorageClients
 from shared.storage.sas import SasIssuer
 
 __all__ = ["Runtime", "runtime", "use_runtime"]
@@ -28,8 +30,9 @@ class Runtime:
     settings: Settings
     clients: StorageClients
     store: JobStore
-    private_blobs: BlobStore  # originals and quarantine: never served by SAS
-    public_blobs: BlobStore  # results and outbox: served by SAS links
+    ring: KeyRing  # the key-encryption keys of private blobs
+    private_blobs: EncryptedBlobStore  # originals, quarantine: client-side encrypted
+    plain_blobs: BlobStore  # inbox (as uploaded), and outputs served by SAS
     sas: SasIssuer
     auth: TokenValidator
 
@@ -40,18 +43,49 @@ class Runtime:
         *,
         credential: TokenCredential | None = None,
         auth: TokenValidator | None = None,
+        secrets: SecretProvider | None = None,
     ) -> Runtime:
         clients = StorageClients(settings, credential)
-        blobs = BlobStore(clients.blob_service)
+        if secrets is None:
+            local = (
+                {"PIXELPIPE_SECRET_BLOB_KEK": settings.blob_kek_local}
+                if (settings.blob_kek_local)
+                else {}
+            )
+            secrets = secret_provider_from_settings(
+                settings.secrets_provider,
+                vault_url=settings.key_vault_url,
+                local_values=local,
+                local_store=settings.local_secrets_store or None,
+                credential=credential or clients.token_credential,
+                cache_ttl=settings.secrets_cache_seconds,
+            )
+        ring = KeyRing(secrets, settings.blob_kek_name)
         return cls(
             settings,
             clients,
             JobStore(clients),
-            blobs,
-            blobs,
+            ring,
+            EncryptedBlobStore(clients.blob_service, ring),
+            BlobStore(clients.blob_service),
             SasIssuer(clients),
             auth or TokenValidator(settings),
         )
+
+    def prepare(self) -> Runtime:
+        """Create missing storage resources and the first key version (idempotent)."""
+        self.clients.ensure_resources()
+        self.ring.ensure()
+        return self
+
+    def blobs_for(self, container: str) -> BlobStore:
+        """The store that reads and writes `container`: private blobs are encrypted; outputs
+        are plain (served by SAS) unless PIXELPIPE_ENCRYPT_OUTPUTS keeps them encrypted."""
+        if container in (ORIGINALS, QUARANTINE):
+            return self.private_blobs
+        if container in (RESULTS, OUTBOX) and self.settings.encrypt_outputs:
+            return self.private_blobs
+        return self.plain_blobs
 
     def send(self, queue: str, message: dict[str, Any]) -> None:
         """Enqueue a JSON message the way the Functions host expects it (base64)."""
@@ -67,8 +101,7 @@ def runtime() -> Runtime:
     global _current
     with _lock:
         if _current is None:
-            _current = Runtime.create(load_settings())
-            _current.clients.ensure_resources()
+            _current = Runtime.create(load_settings()).prepare()
         return _current
 
 

@@ -70,9 +70,9 @@ def empty_storage(rt: Runtime) -> None:
 
 @pytest.fixture(scope="session")
 def _shared_runtime(azurite: Azurite, issuer: TokenIssuer) -> Runtime:
-    rt = Runtime.create(make_settings(azurite, issuer))
-    rt.clients.ensure_resources()
-    return rt
+    from shared.security.secrets import LocalSecretProvider
+
+    return Runtime.create(make_settings(azurite, issuer), secrets=LocalSecretProvider()).prepare()
 
 
 @pytest.fixture

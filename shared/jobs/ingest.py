@@ -55,7 +55,7 @@ def _spec_from_metadata(rt: Runtime, metadata: dict[str, str]) -> JobSpec:
 def ingest_blob(rt: Runtime, name: str) -> Job | None:
     """Turn `inbox/<name>` into a job (or quarantine it). Safe to call repeatedly."""
     try:
-        props = rt.private_blobs.properties(INBOX, name)
+        props = rt.plain_blobs.properties(INBOX, name)
     except PixelpipeError:
         return None  # already ingested (and removed) by an earlier event
     registered = _registered_job(rt, name)
@@ -70,7 +70,7 @@ def ingest_blob(rt: Runtime, name: str) -> Job | None:
             raise PayloadTooLarge(
                 f"The blob is {props.size} bytes; the limit is {rt.settings.max_blob_bytes}."
             )
-        data = rt.private_blobs.get(INBOX, name)
+        data = rt.plain_blobs.get(INBOX, name)
         spec = (
             JobSpec.from_dict(registered.spec)
             if registered and registered.spec
@@ -123,7 +123,7 @@ def ingest_blob(rt: Runtime, name: str) -> Job | None:
             ),
             spec,
         )
-    rt.private_blobs.delete(INBOX, name)
+    rt.plain_blobs.delete(INBOX, name)
     return job
 
 
@@ -150,7 +150,7 @@ def _quarantine(
         source = rt.sas.read_url(
             INBOX, name, filename="quarantined", content_type="application/octet-stream"
         )
-        rt.private_blobs.copy_from_url(source.url, QUARANTINE, base)
+        rt.plain_blobs.copy_from_url(source.url, QUARANTINE, base)  # too big to re-encrypt
     record: dict[str, Any] = {
         "blob": f"{INBOX}/{name}",
         "etag": etag,
@@ -164,5 +164,5 @@ def _quarantine(
         json.dumps(record, indent=2).encode(),
         content_type="application/json",
     )
-    rt.private_blobs.delete(INBOX, name)
+    rt.plain_blobs.delete(INBOX, name)
     log.warning("quarantined inbox/%s: %s", name, error.code)

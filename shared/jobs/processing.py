@@ -143,7 +143,7 @@ def run_operation(rt: Runtime, task: OpTask) -> dict[str, Any]:
     if done.status.terminal:
         return operation_outcome(done)  # a redelivered message: nothing to do
     try:
-        source = rt.private_blobs.get(task.source_container, task.source_blob)
+        source = rt.blobs_for(task.source_container).get(task.source_container, task.source_blob)
         result = run(
             source,
             task.chain,
@@ -156,7 +156,7 @@ def run_operation(rt: Runtime, task: OpTask) -> dict[str, Any]:
             raise
         op = rt.store.complete_operation(task.job_id, task.index, error=exc.to_dict())
         return operation_outcome(op)
-    put = rt.public_blobs.put(
+    put = rt.blobs_for(task.output_container).put(
         task.output_container,
         task.output_blob,
         result.data,
@@ -213,7 +213,7 @@ def finalize(rt: Runtime, job_id: str, *, timed_out: bool) -> dict[str, Any]:
         job = rt.store.finish(job, status)
         if timed_out:
             log.info("job %s hit its deadline", job_id)
-    rt.public_blobs.put_json(
+    rt.blobs_for(job.output_container).put_json(
         job.output_container, f"{job.output_prefix}manifest.json", manifest(job, operations)
     )
     return job_document(rt, job, operations)

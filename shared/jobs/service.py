@@ -264,9 +264,11 @@ class JobService:
             return  # idempotent
         for op in operations:
             if op.output is not None:
-                self.rt.public_blobs.delete(op.output.container, op.output.blob)
-        self.rt.public_blobs.delete(job.output_container, f"{job.output_prefix}manifest.json")
-        self.rt.private_blobs.delete(job.source_container, job.source_blob)
+                self.rt.blobs_for(op.output.container).delete(op.output.container, op.output.blob)
+        self.rt.blobs_for(job.output_container).delete(
+            job.output_container, f"{job.output_prefix}manifest.json"
+        )
+        self.rt.blobs_for(job.source_container).delete(job.source_container, job.source_blob)
         self.rt.store.delete(job)
 
     # -- upload URLs ---------------------------------------------------------------------------

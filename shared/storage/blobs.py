@@ -8,6 +8,11 @@
    and a wholesale `set_blob_metadata` would destroy it (the blob could never be decrypted).
    `merge_metadata` is the only metadata writer, and it uses the blob's ETag so that two
    concurrent merges cannot lose each other's keys.
+
+Private blobs (originals, quarantine) go through `EncryptedBlobStore`: azure-storage-blob
+client-side encryption v2 (AES-256-GCM, a fresh content key per blob, wrapped by the current
+key-encryption key from the `KeyRing`; the key's versioned id is stored with the blob, so
+old blobs keep decrypting after rotation).
 """
 
 from __future__ import annotations
@@ -20,12 +25,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContentSettings
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import BlobClient, BlobServiceClient, ContentSettings
 
-from shared.errors import NotFound, Unavailable
+from shared.errors import DecryptionFailed, NotFound, Unavailable
+from shared.security.kek import KeyRing, decryption_error, encryption_kid
 
-__all__ = ["BlobStore", "PutResult", "sha256_hex"]
+__all__ = ["BlobStore", "EncryptedBlobStore", "PutResult", "sha256_hex"]
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +53,13 @@ class PutResult:
 
 
 class BlobStore:
-    """Reads and create-only writes on one blob service client.
-
-    Give it a client configured for client-side encryption to read and write private blobs
-    (originals, quarantine), and a plain one for outputs that users download through SAS.
-    """
+    """Reads and create-only writes of plain blobs (outputs served by SAS, the inbox)."""
 
     def __init__(self, service: BlobServiceClient) -> None:
         self.service = service
+
+    def _blob(self, container: str, name: str) -> BlobClient:
+        return self.service.get_blob_client(container, name)
 
     def put(
         self,
@@ -63,7 +73,7 @@ class BlobStore:
     ) -> PutResult:
         """Create `container/name` with `data`; an identical existing blob is a success."""
         digest = sha256_hex(data)
-        blob = self.service.get_blob_client(container, name)
+        blob = self._blob(container, name)
         try:
             blob.upload_blob(
                 data,
@@ -86,31 +96,21 @@ class BlobStore:
 
     def get(self, container: str, name: str) -> bytes:
         try:
-            return self.service.get_blob_client(container, name).download_blob().readall()
+            return self._blob(container, name).download_blob().readall()
         except ResourceNotFoundError:
             raise NotFound(f"{container}/{name} does not exist.") from None
 
     def properties(self, container: str, name: str) -> Any:
         try:
-            return self.service.get_blob_client(container, name).get_blob_properties()
+            return self._blob(container, name).get_blob_properties()
         except ResourceNotFoundError:
             raise NotFound(f"{container}/{name} does not exist.") from None
 
-    def exists(self, container: str, name: str) -> bool:
-        return bool(self.service.get_blob_client(container, name).exists())
-
     def delete(self, container: str, name: str) -> None:
         try:
-            self.service.get_blob_client(container, name).delete_blob(delete_snapshots="include")
+            self._blob(container, name).delete_blob(delete_snapshots="include")
         except ResourceNotFoundError:
             pass
-
-    def delete_prefix(self, container: str, prefix: str) -> int:
-        client = self.service.get_container_client(container)
-        names = [b.name for b in client.list_blobs(name_starts_with=prefix)]
-        for name in names:
-            self.delete(container, name)
-        return len(names)
 
     def copy_from_url(
         self, source_url: str, container: str, name: str, *, timeout: float = 60.0
@@ -118,7 +118,7 @@ class BlobStore:
         """Server-side copy (no bytes through this process); waits until it completes."""
         import time
 
-        blob = self.service.get_blob_client(container, name)
+        blob = self._blob(container, name)
         blob.start_copy_from_url(source_url)
         deadline = time.monotonic() + timeout
         while (status := blob.get_blob_properties().copy.status) == "pending":
@@ -132,7 +132,7 @@ class BlobStore:
         self, container: str, name: str, updates: Mapping[str, str], *, attempts: int = 5
     ) -> dict[str, str]:
         """Add or change metadata keys, keeping every other key (the encryption envelope)."""
-        blob = self.service.get_blob_client(container, name)
+        blob = self._blob(container, name)
         for _ in range(attempts):
             props = blob.get_blob_properties()
             merged = {**(props.metadata or {}), **updates}
@@ -144,3 +144,42 @@ class BlobStore:
             except ResourceModifiedError:
                 continue  # someone else merged first: read again and retry
         raise Unavailable("The blob's metadata kept changing; retry later.")
+
+
+class EncryptedBlobStore(BlobStore):
+    """Client-side encryption v2 on every write, decryption on every read.
+
+    Each blob client gets the ring's current key (so writes pick up a rotation within the
+    ring's cache time) and the ring's resolver (so reads find the exact key version a blob
+    names). Reads resolve the key before downloading: a missing or disabled key version fails
+    at once with DECRYPTION_FAILED naming it, instead of after the SDK's own retries.
+    """
+
+    def __init__(self, service: BlobServiceClient, ring: KeyRing) -> None:
+        super().__init__(service)
+        self.ring = ring
+
+    def _blob(self, container: str, name: str) -> BlobClient:
+        client = self.service.get_blob_client(container, name)
+        client.require_encryption = True
+        client.encryption_version = "2.0"
+        client.key_encryption_key = self.ring.current()
+        client.key_resolver_function = self.ring.resolve
+        return client
+
+    def get(self, container: str, name: str) -> bytes:
+        blob = self._blob(container, name)
+        try:
+            props = blob.get_blob_properties()
+        except ResourceNotFoundError:
+            raise NotFound(f"{container}/{name} does not exist.") from None
+        kid = encryption_kid(props.metadata)
+        if kid is None:
+            raise DecryptionFailed(f"{container}/{name} is not encrypted; refusing to read it.")
+        self.ring.resolve(kid)  # fails fast, with the kid, if the key is gone
+        try:
+            return blob.download_blob().readall()
+        except ResourceNotFoundError:
+            raise NotFound(f"{container}/{name} does not exist.") from None
+        except HttpResponseError as exc:
+            raise decryption_error(exc, kid=kid) from exc

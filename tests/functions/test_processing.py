@@ -61,9 +61,9 @@ def test_worker_runs_an_operation_and_records_it(rt):
     assert outcome["status"] == "succeeded"
     output = outcome["output"]
     assert (output["width"], output["height"], output["format"]) == (64, 48, "jpeg")
-    data = rt.public_blobs.get(RESULTS, task.output_blob)
+    data = rt.plain_blobs.get(RESULTS, task.output_blob)
     assert Image.open(io.BytesIO(data)).size == (64, 48)
-    props = rt.public_blobs.properties(RESULTS, task.output_blob)
+    props = rt.plain_blobs.properties(RESULTS, task.output_blob)
     assert props.content_settings.content_type == "image/jpeg"
     assert "holiday-resize.jpg" in props.content_settings.content_disposition
     op = rt.store.get_operation(job.id, 0)
@@ -89,7 +89,7 @@ def test_worker_killed_after_writing_before_recording(rt):
         task.chain,
         limits=rt.settings.limits(),
     )
-    written = rt.public_blobs.put(
+    written = rt.plain_blobs.put(
         RESULTS, task.output_blob, result.data, content_type=result.content_type
     )
     assert written.created
@@ -136,7 +136,7 @@ def test_poison_then_finalize_gives_partial(rt):
     assert document["status"] == "partial" and document["completedAt"]
     assert document["operations"][0]["output"]["url"].startswith("http://127.0.0.1")
     assert document["operations"][1]["error"]["code"] == "PROCESSING_FAILED"
-    manifest = json.loads(rt.public_blobs.get(RESULTS, f"{job.id}/manifest.json"))
+    manifest = json.loads(rt.plain_blobs.get(RESULTS, f"{job.id}/manifest.json"))
     assert manifest["status"] == "partial" and len(manifest["operations"]) == 2
     again = processing.finalize(rt, job.id, timed_out=False)  # a repeated activity
     assert again["completedAt"] == document["completedAt"]
@@ -193,7 +193,7 @@ def drop(rt, name, data, **metadata):
 
 def test_blob_drop_starts_a_job_once(rt):
     drop(rt, "shoot/beach.jpg", images.jpeg(), pixelpipe_preset="avatar")
-    etag = rt.private_blobs.properties(INBOX, "shoot/beach.jpg").etag
+    etag = rt.plain_blobs.properties(INBOX, "shoot/beach.jpg").etag
     job = ingest_blob(rt, "shoot/beach.jpg")
     assert job is not None and job.id == blob_job_id("shoot/beach.jpg", etag)
     assert job.owner == BLOB_DROP_OWNER and job.origin == "blob"
