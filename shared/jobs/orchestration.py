@@ -7,7 +7,8 @@
       │      the orchestrator waits for them, durable-python #507)
       │     after each event: custom status {"done": k, "total": n}
       ├─ finalize activity                  job row terminal, manifest last, result document
-      ├─ deliver_webhook activity           only if the job names a webhook; durable retries
+      ├─ deliver_webhook activity           only if the job names a webhook; up to 5 attempts
+      │                                     2, 4, 8, 16 s apart (durable timers)
       └─ return the result document
 
 Deterministic by construction: time comes from `context.current_utc_datetime`, nothing random,
@@ -26,7 +27,7 @@ __all__ = [
     "FINALIZE",
     "ORCHESTRATOR",
     "WEBHOOK",
-    "WEBHOOK_RETRY",
+    "WEBHOOK_BACKOFF",
     "ensure_started",
     "event_name",
     "job_orchestrator",
@@ -36,9 +37,9 @@ __all__ = [
 ORCHESTRATOR = "job"
 FINALIZE = "finalize"
 WEBHOOK = "deliver_webhook"
-# 5 attempts, 2 s then doubling: 2 + 4 + 8 + 16 s of backoff (a durable timer each).
-WEBHOOK_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=5)
-WEBHOOK_RETRY.backoff_coefficient = 2
+# Waits between webhook attempts: 5 attempts in all. (The SDK's RetryOptions cannot back off:
+# it sends the extension only the first interval and the attempt count.)
+WEBHOOK_BACKOFF = (2, 4, 8, 16)
 
 
 def event_name(index: int) -> str:
@@ -67,12 +68,24 @@ def job_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, 
         FINALIZE, {"jobId": job["jobId"], "timedOut": bool(waiting)}
     )
     if job.get("webhook"):
-        try:
-            yield context.call_activity_with_retry(WEBHOOK, WEBHOOK_RETRY, {"jobId": job["jobId"]})
-        except Exception:  # noqa: S110 - the job's delivery record says what happened
-            pass
+        yield from _deliver_webhook(context, job["jobId"])
     context.set_custom_status({"done": done, "total": total, "finalized": True})
     return result
+
+
+def _deliver_webhook(
+    context: df.DurableOrchestrationContext, job_id: str
+) -> Generator[Any, Any, None]:
+    """Try the webhook; on failure wait 2, 4, 8, 16 s (durable timers) and try again. The
+    activity keeps the delivery record on the job, so giving up needs nothing more here."""
+    for wait in (*WEBHOOK_BACKOFF, None):
+        try:
+            yield context.call_activity(WEBHOOK, {"jobId": job_id})
+            return
+        except Exception:  # the activity recorded the failed attempt on the job
+            if wait is None:
+                return
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
 
 
 # -- The client side: what the triggers do with a DurableOrchestrationClient -----------------
