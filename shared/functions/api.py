@@ -15,12 +15,14 @@ from __future__ import annotations
 import azure.functions as func
 
 import shared
-from shared.errors import InvalidRequest
+from shared import web
+from shared.errors import InvalidRequest, NotFound
 from shared.functions.http import Call, handle, json_response, parse_multipart, read_body
 from shared.imaging import PRESETS, catalogue
 from shared.imaging.registry import writable_formats
 from shared.jobs.service import JobService, Submission
 from shared.jobs.spec import JobSpec
+from shared.openapi import openapi
 
 __all__ = ["bp"]
 
@@ -58,6 +60,11 @@ def _operations(call: Call) -> func.HttpResponse:
         },
         {"Cache-Control": "public, max-age=300"},
     )
+
+
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda call: json_response(200, openapi()), auth=False)
 
 
 @bp.route(route="operations", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -155,3 +162,32 @@ def _upload(call: Call) -> func.HttpResponse:
 @bp.route(route="uploads", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def uploads(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, _upload)
+
+
+def _page(call: Call, name: str) -> func.HttpResponse:
+    found = web.asset(name)
+    if found is None:
+        raise NotFound("No such page.")
+    content, content_type = found
+    blob = call.rt.clients.endpoints.blob
+    origin = "/".join(blob.split("/", 3)[:3])
+    return func.HttpResponse(
+        content,
+        status_code=200,
+        mimetype=content_type,
+        headers={
+            "Content-Security-Policy": web.content_security_policy(origin),
+            "Cache-Control": "no-cache",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+@bp.route(route="ui", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def ui(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda call: _page(call, "index.html"), auth=False)
+
+
+@bp.route(route="ui/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def ui_asset(req: func.HttpRequest) -> func.HttpResponse:
+    return handle(req, lambda call: _page(call, req.route_params.get("name", "")), auth=False)
