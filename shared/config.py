@@ -233,35 +233,51 @@ class Settings:
 
     # -- Secrets and encryption keys --------------------------------------------------------
     secrets_provider: str = setting(
-        "PIXELPIPE_SECRETS_PROVIDER", "local",
+        "PIXELPIPE_SECRETS_PROVIDER",
+        "local",
         "Where rotating secrets (the blob key-encryption key) live: `keyvault` (Azure Key "
         "Vault, through the managed identity) or `local` (settings plus a local store).",
-        group="secrets")
+        group="secrets",
+    )
     key_vault_url: str = setting(
-        "PIXELPIPE_KEY_VAULT_URL", "",
+        "PIXELPIPE_KEY_VAULT_URL",
+        "",
         "The vault's URL, https://<name>.vault.azure.net (needed with `keyvault`).",
-        group="secrets")
+        group="secrets",
+    )
     local_secrets_store: str = setting(
-        "PIXELPIPE_LOCAL_SECRETS_STORE", ".data/secrets/local-secrets.json",
+        "PIXELPIPE_LOCAL_SECRETS_STORE",
+        ".data/secrets/local-secrets.json",
         "Local only: the git-ignored file that keeps locally rotated secret versions.",
-        group="secrets")
+        group="secrets",
+    )
     secrets_cache_seconds: int = setting(
-        "PIXELPIPE_SECRETS_CACHE_SECONDS", 300,
+        "PIXELPIPE_SECRETS_CACHE_SECONDS",
+        300,
         "How long a secret read from Key Vault is reused before it is read again.",
-        group="secrets")
+        group="secrets",
+    )
     blob_kek_name: str = setting(
-        "PIXELPIPE_BLOB_KEK_NAME", "blob-kek",
+        "PIXELPIPE_BLOB_KEK_NAME",
+        "blob-kek",
         "Name of the secret that holds the key-encryption key for private blobs.",
-        group="secrets")
+        group="secrets",
+    )
     blob_kek_local: str = setting(
-        "PIXELPIPE_SECRET_BLOB_KEK", "",
+        "PIXELPIPE_SECRET_BLOB_KEK",
+        "",
         "Local only, optional: a base64 32-byte starting key-encryption key (rotate rather "
-        "than change it once data is encrypted under it).", secret=True, group="secrets")
+        "than change it once data is encrypted under it).",
+        secret=True,
+        group="secrets",
+    )
     encrypt_outputs: bool = setting(
-        "PIXELPIPE_ENCRYPT_OUTPUTS", False,
+        "PIXELPIPE_ENCRYPT_OUTPUTS",
+        False,
         "Keep outputs client-side encrypted too and serve them decrypted through the "
         "authenticated API instead of SAS links (a SAS would serve ciphertext).",
-        group="secrets")
+        group="secrets",
+    )
 
     # -- Webhooks ------------------------------------------------------------------------------
     webhook_allow_private: bool = setting(
@@ -374,7 +390,9 @@ def describe_settings() -> list[dict[str, Any]]:
 def sample_values() -> dict[str, str]:
     """The `Values` of local.settings.sample.json: every setting at its default (secrets
     empty), plus the host's worker runtime."""
-    values = {"FUNCTIONS_WORKER_RUNTIME": "python"}
+    values = {"FUNCTIONS_WORKER_RUNTIME": "python",
+              # The platform's own body cap: the upload cap plus room for multipart framing.
+              "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": str(Settings.max_upload_bytes + MB)}
     for entry in describe_settings():
         default = entry["default"]
         text = str(default).lower() if isinstance(default, bool) else str(default)

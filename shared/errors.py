@@ -25,6 +25,7 @@ is always safe to show (it never carries paths, stack traces or library internal
         ├── Unavailable                 503  UNAVAILABLE           (retryable, Retry-After)
         ├── OperationTimeout            504  TIMEOUT
         ├── ProcessingFailed            500  PROCESSING_FAILED     (kept failing: poison queue)
+        ├── OutputConflict              500  OUTPUT_CONFLICT       (a foreign blob holds the name)
         └── DecryptionFailed            500  DECRYPTION_FAILED     (.kid names the key needed)
 
 `retryable` is what the queue worker looks at: a retryable error is raised again so the
@@ -48,6 +49,7 @@ __all__ = [
     "NotFound",
     "OperationFailed",
     "OperationTimeout",
+    "OutputConflict",
     "PayloadTooLarge",
     "PixelpipeError",
     "ProcessingFailed",
@@ -212,6 +214,11 @@ class OperationTimeout(ServiceError):
 class ProcessingFailed(ServiceError):
     code = "PROCESSING_FAILED"
     default_message = "The operation failed repeatedly and was abandoned."
+
+
+class OutputConflict(ServiceError):
+    code = "OUTPUT_CONFLICT"
+    default_message = "Another file already holds this output's name."
 
 
 class DecryptionFailed(ServiceError):

@@ -63,8 +63,10 @@ async def worker(msg: func.QueueMessage, client: df.DurableOrchestrationClient) 
 @bp.queue_trigger(arg_name="msg", queue_name=OPS_POISON_QUEUE, connection=CONNECTION)
 @bp.durable_client_input(client_name="client")
 async def worker_poison(msg: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
-    task = OpTask.from_message(json.loads(msg.get_body()))
-    with span("operation.poison", job_id=task.job_id, operation=task.name, index=task.index):
+    # Only the job id and index are needed: the rest of the message may be what failed.
+    message = json.loads(msg.get_body())
+    job_id, index = str(message["jobId"]), int(message["index"])
+    with span("operation.poison", job_id=job_id, index=index):
         error = ProcessingFailed("The operation failed on every attempt and was abandoned.")
-        outcome = await asyncio.to_thread(fail_operation, runtime(), task, error)
-        await raise_operation_event(client, task.job_id, task.index, outcome)
+        outcome = await asyncio.to_thread(fail_operation, runtime(), job_id, index, error)
+        await raise_operation_event(client, job_id, index, outcome)

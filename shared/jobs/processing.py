@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import NotFound, OperationTimeout, PixelpipeError, Unavailable
+from shared.errors import NotFound, OperationTimeout, OutputConflict, PixelpipeError, Unavailable
 from shared.imaging.parallel import default_threads
 from shared.imaging.pipeline import Chain, run
 from shared.jobs.model import Job, JobStatus, Operation, OpStatus, Output
@@ -164,6 +164,15 @@ def run_operation(rt: Runtime, task: OpTask) -> dict[str, Any]:
         content_disposition=content_disposition(task.filename),
         metadata={"job": task.job_id, "operation": str(task.index)},
     )
+    if put.sha256 is None:  # someone else's blob sits where this output belongs
+        conflict = OutputConflict(
+            f"{task.output_container}/{task.output_blob} already holds a "
+            "file pixelpipe did not write; it was left alone."
+        )
+        op = rt.store.complete_operation(task.job_id, task.index, error=conflict.to_dict())
+        return operation_outcome(op)
+    # An earlier attempt of this very operation may have written it (and died before
+    # recording it): its bytes stand, even if this attempt's encoding differs.
     output = Output(
         task.output_container,
         task.output_blob,
@@ -172,19 +181,19 @@ def run_operation(rt: Runtime, task: OpTask) -> dict[str, Any]:
         result.content_type,
         result.width,
         result.height,
-        len(result.data),
+        put.size,
         put.sha256,
     )
     op = rt.store.complete_operation(task.job_id, task.index, output=output)
     return operation_outcome(op)
 
 
-def fail_operation(rt: Runtime, task: OpTask, error: PixelpipeError) -> dict[str, Any]:
-    """Record a poisoned operation as failed (if nothing else completed it first)."""
+def fail_operation(rt: Runtime, job_id: str, index: int, error: PixelpipeError) -> dict[str, Any]:
+    """Record a poisoned operation as failed (unless something completed it first)."""
     try:
-        op = rt.store.complete_operation(task.job_id, task.index, error=error.to_dict())
+        op = rt.store.complete_operation(job_id, index, error=error.to_dict())
     except Exception as exc:  # the job was deleted meanwhile
-        log.warning("poison for %s/%s: %s", task.job_id, task.index, exc)
+        log.warning("poison for %s/%s: %s", job_id, index, exc)
         return {"status": "failed", "error": error.to_dict()}
     return operation_outcome(op)
 

@@ -47,9 +47,13 @@ def sha256_hex(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class PutResult:
+    """What is stored now at the name: `sha256` and `size` describe the stored blob (None for
+    a blob that pixelpipe did not write: it has no sha256 metadata)."""
+
     created: bool  # False: it already existed
-    matched: bool  # the existing (or new) blob holds exactly these bytes
-    sha256: str
+    matched: bool  # the stored blob holds exactly these bytes
+    sha256: str | None
+    size: int
 
 
 class BlobStore:
@@ -83,12 +87,13 @@ class BlobStore:
                     content_type=content_type, content_disposition=content_disposition
                 ),
             )
-            return PutResult(True, True, digest)
+            return PutResult(True, True, digest, len(data))
         except ResourceExistsError:
-            stored = (blob.get_blob_properties().metadata or {}).get("sha256")
+            props = blob.get_blob_properties()
+            stored = (props.metadata or {}).get("sha256")
             if stored != digest:
                 log.warning("blob %s/%s exists with different content", container, name)
-            return PutResult(False, stored == digest, digest)
+            return PutResult(False, stored == digest, stored, int(props.size))
 
     def put_json(self, container: str, name: str, document: Any) -> PutResult:
         data = json.dumps(document, indent=2, sort_keys=True).encode()

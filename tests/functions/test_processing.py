@@ -130,7 +130,7 @@ def test_poison_then_finalize_gives_partial(rt):
     job = new_job(rt, [{"op": "flip"}, {"op": "invert"}])
     _, (good, bad) = tasks_of(rt, job)
     processing.run_operation(rt, good)
-    poisoned = processing.fail_operation(rt, bad, ProcessingFailed())
+    poisoned = processing.fail_operation(rt, bad.job_id, bad.index, ProcessingFailed())
     assert poisoned["error"]["code"] == "PROCESSING_FAILED"
     document = processing.finalize(rt, job.id, timed_out=False)
     assert document["status"] == "partial" and document["completedAt"]
@@ -302,3 +302,26 @@ def urlsplit_path(url: str) -> str:
     from urllib.parse import unquote, urlsplit
 
     return unquote(urlsplit(url).path).split(f"/{INBOX}/", 1)[1]
+
+
+def test_an_earlier_attempts_different_bytes_are_adopted(rt):
+    """An earlier attempt wrote this output with other bytes (a non-deterministic encoder)
+    and died before recording it: its blob stands and is what the job delivers."""
+    job = new_job(rt, [{"op": "invert"}])
+    _, (task,) = tasks_of(rt, job)
+    earlier = rt.plain_blobs.put(
+        RESULTS, task.output_blob, images.jpeg(64, 48), content_type="image/jpeg"
+    )
+    outcome = processing.run_operation(rt, task)
+    assert outcome["status"] == "succeeded"
+    assert outcome["output"]["sha256"] == earlier.sha256
+    assert outcome["output"]["bytes"] == earlier.size
+
+
+def test_a_foreign_blob_at_the_output_name_is_a_conflict(rt):
+    job = new_job(rt, [{"op": "invert"}])
+    _, (task,) = tasks_of(rt, job)
+    rt.clients.container(RESULTS).upload_blob(task.output_blob, b"somebody else's file")
+    outcome = processing.run_operation(rt, task)
+    assert outcome["error"]["code"] == "OUTPUT_CONFLICT"
+    assert rt.plain_blobs.get(RESULTS, task.output_blob) == b"somebody else's file"

@@ -11,7 +11,7 @@ from shared.config import ConfigError, Settings, describe_settings, sample_value
 
 ROOT = Path(__file__).resolve().parents[2]
 # Read by the Functions host itself, not by shared/config.py.
-HOST_SETTINGS = {"FUNCTIONS_WORKER_RUNTIME"}
+HOST_SETTINGS = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"}
 
 
 def test_defaults_match_security_md():
