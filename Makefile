@@ -8,13 +8,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup run demo test lint typecheck unit bench clean
+.PHONY: help setup run demo test lint typecheck unit bench infra-scan clean
 
 help:
 	@echo "make run     Azurite + the local Functions host on http://127.0.0.1:$(PORT)"
 	@echo "make demo    one job on a generated photo, then print the result links"
 	@echo "make test    lint, type checks and the whole test suite (starts its own Azurite)"
 	@echo "make bench   benchmarks (JSON lines); QUICK=1 for a short run"
+	@echo "make infra-scan   checkov on infra/ (offline; its own venv)"
 	@echo "make setup   install what the others need (run by them when needed)"
 
 setup: $(VENV)/.stamp node_modules/.stamp
@@ -50,6 +51,9 @@ test: lint typecheck
 
 bench: setup
 	$(PY) bench/imaging.py $(if $(QUICK),--quick)
+
+infra-scan:
+	bash infra/scripts/checkov.sh
 
 clean:
 	rm -rf $(VENV) node_modules .data .mypy_cache .ruff_cache .pytest_cache

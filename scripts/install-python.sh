@@ -26,6 +26,9 @@ if [ "$have" != "$want" ]; then
 fi
 "${pip[@]}" install -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
 
+# pycep builds its Bicep grammar tables on first use (~15 s); do it here, not in the tests.
+"$venv/bin/python" -c "from pycep import BicepParser; BicepParser()" >/dev/null 2>&1 || true
+
 # Guard: something that depends on `pillow` would silently replace pillow-simd.
 "$venv/bin/python" - <<'PY'
 import PIL, sys
