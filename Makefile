@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup run demo test lint typecheck unit bench infra-scan clean
+.PHONY: help setup run demo test lint typecheck unit bench infra-scan audit clean
 
 help:
 	@echo "make run     Azurite + the local Functions host on http://127.0.0.1:$(PORT)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test    lint, type checks and the whole test suite (starts its own Azurite)"
 	@echo "make bench   benchmarks (JSON lines); QUICK=1 for a short run"
 	@echo "make infra-scan   checkov on infra/ (offline; its own venv)"
+	@echo "make audit   known vulnerabilities in the pins (needs OSV or PyPI's JSON API)"
 	@echo "make setup   install what the others need (run by them when needed)"
 
 setup: $(VENV)/.stamp node_modules/.stamp
@@ -51,6 +52,9 @@ test: lint typecheck
 
 bench: setup
 	$(PY) bench/imaging.py $(if $(QUICK),--quick)
+
+audit: setup
+	bash scripts/audit.sh
 
 infra-scan:
 	bash infra/scripts/checkov.sh

@@ -390,9 +390,11 @@ def describe_settings() -> list[dict[str, Any]]:
 def sample_values() -> dict[str, str]:
     """The `Values` of local.settings.sample.json: every setting at its default (secrets
     empty), plus the host's worker runtime."""
-    values = {"FUNCTIONS_WORKER_RUNTIME": "python",
-              # The platform's own body cap: the upload cap plus room for multipart framing.
-              "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": str(Settings.max_upload_bytes + MB)}
+    values = {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        # The platform's own body cap: the upload cap plus room for multipart framing.
+        "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": str(Settings.max_upload_bytes + MB),
+    }
     for entry in describe_settings():
         default = entry["default"]
         text = str(default).lower() if isinstance(default, bool) else str(default)

@@ -21,10 +21,9 @@ bp = func.Blueprint()
     source=func.BlobSource.EVENT_GRID,
 )
 def ingest(blob: func.InputStream) -> None:
-    name = (
-        (blob.name or "").split("/", 1)[-1]
-        if (blob.name or "").startswith(f"{INBOX}/")
-        else blob.name or ""
-    )
+    full = blob.name or ""
+    name = full.split("/", 1)[1] if full.startswith(f"{INBOX}/") else full
+    rt = runtime()
+    small = blob.length is not None and blob.length <= rt.settings.max_blob_bytes
     with span("ingest", blob=name):
-        ingest_blob(runtime(), name)
+        ingest_blob(rt, name, blob.read() if small else None)

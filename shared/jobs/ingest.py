@@ -52,8 +52,12 @@ def _spec_from_metadata(rt: Runtime, metadata: dict[str, str]) -> JobSpec:
     return service.spec(None)
 
 
-def ingest_blob(rt: Runtime, name: str) -> Job | None:
-    """Turn `inbox/<name>` into a job (or quarantine it). Safe to call repeatedly."""
+def ingest_blob(rt: Runtime, name: str, content: bytes | None = None) -> Job | None:
+    """Turn `inbox/<name>` into a job (or quarantine it). Safe to call repeatedly.
+
+    `content` is the blob's bytes when the trigger already has them (they are then not
+    downloaded again); blobs over the size cap are never read at all.
+    """
     try:
         props = rt.plain_blobs.properties(INBOX, name)
     except PixelpipeError:
@@ -70,7 +74,7 @@ def ingest_blob(rt: Runtime, name: str) -> Job | None:
             raise PayloadTooLarge(
                 f"The blob is {props.size} bytes; the limit is {rt.settings.max_blob_bytes}."
             )
-        data = rt.plain_blobs.get(INBOX, name)
+        data = content if content is not None else rt.plain_blobs.get(INBOX, name)
         spec = (
             JobSpec.from_dict(registered.spec)
             if registered and registered.spec

@@ -70,21 +70,25 @@ class JwksCache:
         ttl: float = 3600,
         min_refresh_interval: float = 30,
         fetch: Callable[[str], dict[str, Any]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
+        self._clock = clock
         self.ttl = ttl
         self.min_refresh_interval = min_refresh_interval
         self._fetch = fetch or _http_get_json
         self._keys: dict[str, RSAPublicKey] = {}
-        self._fetched_at = 0.0
+        self._fetched_at: float | None = None
         self._lock = threading.Lock()
 
     def key(self, kid: str) -> RSAPublicKey:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
-            stale = now - self._fetched_at > self.ttl
-            if stale or (
-                kid not in self._keys and now - self._fetched_at > self.min_refresh_interval
+            age = None if self._fetched_at is None else now - self._fetched_at
+            if (
+                age is None
+                or age > self.ttl
+                or (kid not in self._keys and age >= self.min_refresh_interval)
             ):
                 self._refresh(now)
             key = self._keys.get(kid)

@@ -360,3 +360,42 @@ def test_upload_too_big_is_413(rt, alice):
         body=json.dumps({"filename": "a.jpg", "bytes": rt.settings.max_blob_bytes + 1}).encode(),
     )
     assert (reply.status, reply.code) == (413, "PAYLOAD_TOO_LARGE")
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "../../etc/passwd.jpg",
+        "..\\..\\boot.ini",
+        "résumé – été 🌅.jpg",
+        "a" * 5000 + ".jpg",
+        'quote".jpg\r\nX-Injected: 1',
+        "",
+    ],
+)
+def test_hostile_filenames_never_reach_blob_names_or_headers(rt, alice, filename):
+    from shared.jobs import processing
+
+    body, ctype = multipart(
+        {
+            "file": (filename, images.jpeg(), "image/jpeg"),
+            "spec": (None, b'{"operations": [{"op": "flip"}]}', None),
+        }
+    )
+    reply = call("jobs", "POST", body=body, token=alice, headers={"Content-Type": ctype})
+    assert reply.status == 202
+    job_id = reply.json()["id"]
+    job, ops = rt.store.get_with_operations(job_id)
+    (task,) = processing.dispatch_tasks(rt, job, ops)
+    processing.run_operation(rt, task)
+    names = inventory(rt)["blobs"]
+    assert names["originals"] == [f"{job_id}/source"]
+    assert names["results"] == [f"{job_id}/flip.jpg"]  # server-generated names only
+    disposition = rt.plain_blobs.properties("results", task.output_blob).content_settings[
+        "content_disposition"
+    ]
+    assert disposition.startswith('attachment; filename="')
+    assert "\r" not in disposition and "\n" not in disposition and ".." not in disposition
+    ascii_name = disposition.split('filename="', 1)[1].split('"', 1)[0]
+    assert ascii_name and all(c.isalnum() or c in "._-" for c in ascii_name)
+    assert len(disposition) < 1000

@@ -325,3 +325,20 @@ def test_a_foreign_blob_at_the_output_name_is_a_conflict(rt):
     outcome = processing.run_operation(rt, task)
     assert outcome["error"]["code"] == "OUTPUT_CONFLICT"
     assert rt.plain_blobs.get(RESULTS, task.output_blob) == b"somebody else's file"
+
+
+def test_the_blob_trigger_passes_its_bytes_and_they_are_not_read_again(rt, monkeypatch):
+    import azure.functions as func
+    from azure.functions.blob import InputStream
+
+    from shared.functions.blobs import ingest
+
+    data = images.jpeg()
+    drop(rt, "trigger.jpg", data)
+    downloads = []
+    original = rt.plain_blobs.get
+    monkeypatch.setattr(rt.plain_blobs, "get", lambda *a: downloads.append(a) or original(*a))
+    stream: func.InputStream = InputStream(data=data, name="inbox/trigger.jpg", length=len(data))
+    ingest(stream)
+    assert not downloads
+    assert inventory(rt)["queues"]["jobs"] == 1
