@@ -153,9 +153,28 @@ REJECTIONS = [
         415,
         "UNSUPPORTED_MEDIA_TYPE",
     ),
-    ("tiff", images.refused_formats()["tiff"], {}, {}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+    *[
+        (name, data, {"Content-Type": "image/jpeg"}, {}, 415, "UNSUPPORTED_MEDIA_TYPE")
+        for name, data in sorted(images.refused_formats().items())
+    ],
     ("truncated", images.truncated_jpeg(), {}, {}, 422, "IMAGE_CORRUPT"),
     ("pixel bomb", images.png_header_only(20000, 20000), {}, {}, 422, "IMAGE_TOO_LARGE"),
+    (
+        "100 MP (Pillow only warns)",
+        images.png_header_only(10000, 10000),
+        {},
+        {},
+        422,
+        "IMAGE_TOO_LARGE",
+    ),
+    ("zlib bomb", images.png_zlib_bomb(), {}, {}, 422, "IMAGE_TOO_LARGE"),
+    ("100000x1", images.png_header_only(100000, 1), {}, {}, 422, "IMAGE_TOO_LARGE"),
+    ("zero width", images.png_zero_size(), {}, {}, 422, "IMAGE_CORRUPT"),
+    ("50 MB zTXt", images.png_huge_ztxt(50), {}, {}, 422, "IMAGE_TOO_LARGE"),
+    ("70 MB of text chunks", images.png_many_text_chunks(70), {}, {}, 422, "IMAGE_TOO_LARGE"),
+    ("bad CRC", images.png_bad_crc(), {}, {}, 422, "IMAGE_CORRUPT"),
+    ("garbage stream", images.png_garbage_stream(), {}, {}, 422, "IMAGE_CORRUPT"),
+    ("frames x pixels", images.gif_big_canvas(), {}, {}, 422, "IMAGE_TOO_LARGE"),
     ("frame bomb", images.tiny_frames_gif(300), {}, {}, 422, "IMAGE_TOO_LARGE"),
     ("bad spec json", None, {}, {"spec": "{oops"}, 400, "INVALID_SPEC"),
     (
@@ -399,3 +418,75 @@ def test_hostile_filenames_never_reach_blob_names_or_headers(rt, alice, filename
     ascii_name = disposition.split('filename="', 1)[1].split('"', 1)[0]
     assert ascii_name and all(c.isalnum() or c in "._-" for c in ascii_name)
     assert len(disposition) < 1000
+
+
+def processed(rt, token, data, operations=({"op": "flip"},)):
+    """Submit, run every operation, and return (job document, [output bytes])."""
+    from shared.jobs import processing
+
+    reply = submit(token, data, params={"spec": json.dumps({"operations": list(operations)})})
+    assert reply.status == 202, reply.body
+    job, ops = rt.store.get_with_operations(reply.json()["id"])
+    for task in processing.dispatch_tasks(rt, job, ops):
+        processing.run_operation(rt, task)
+    document = call("job", token=token, route_params={"id": job.id}).json()
+    outputs = [
+        rt.plain_blobs.get(
+            "results", f"{job.id}/{o['name']}.{o['output']['format']}".replace(".jpeg", ".jpg")
+        )
+        for o in document["operations"]
+        if o["status"] == "succeeded"
+    ]
+    return document, outputs
+
+
+def test_polyglot_trailer_is_absent_from_every_output(rt, alice):
+    document, outputs = processed(
+        rt, alice, images.jpeg_html_polyglot(), [{"op": "flip"}, {"op": "convert", "format": "png"}]
+    )
+    assert document["source"]["format"] == "jpeg" and len(outputs) == 2
+    for data in outputs:
+        assert images.POLYGLOT_MARKER not in data and b"PK\x03\x04" not in data
+
+
+def test_gps_exif_and_xmp_are_gone_and_orientation_applied(rt, alice):
+    import io
+
+    from PIL import Image
+
+    document, (output,) = processed(rt, alice, images.jpeg_with_metadata(6, 400, 300))
+    assert (document["source"]["width"], document["source"]["height"]) == (300, 400)
+    assert b"PixelCam" not in output and b"xmp-marker" not in output
+    image = Image.open(io.BytesIO(output))
+    assert not image.getexif() and image.size == (300, 400)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        images.cmyk_jpeg,
+        images.png_16bit_gray,
+        images.png_1bit,
+        images.png_palette_transparent,
+        images.png_la,
+    ],
+    ids=["cmyk", "16-bit", "1-bit", "palette+alpha", "LA"],
+)
+def test_unusual_modes_are_processed(rt, alice, make):
+    document, outputs = processed(
+        rt, alice, make(), [{"op": "resize", "width": 60}, {"op": "sepia", "format": "webp"}]
+    )
+    assert document["progress"] == {"done": 2, "total": 2} and len(outputs) == 2
+
+
+def test_request_id_is_in_the_logs_and_no_internals_in_errors(rt, alice, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="pixelpipe.http")
+    reply = submit(alice, images.truncated_jpeg(), headers={"X-Request-Id": "trace-12345678"})
+    assert reply.headers["X-Request-Id"] == "trace-12345678"
+    assert reply.json()["error"]["requestId"] == "trace-12345678"
+    assert any("trace-12345678" in r.getMessage() for r in caplog.records)
+    text = reply.body.decode()
+    for internal in ("Traceback", "PIL", 'File "', "azure.", "/work/"):
+        assert internal not in text

@@ -24,16 +24,16 @@ def test_settings_doc_is_current():
 def test_openapi_doc_is_current_and_covers_every_route():
     import json
 
-    import function_app
     from shared.docs import openapi_json
+    from tests.support.app import registered
 
     text = (ROOT / "docs" / "openapi.json").read_text()
     assert text == openapi_json(), "run: python -m shared.docs"
     paths = set(json.loads(text)["paths"])
     routes = {
-        f"/api/{json.loads(f.get_function_json())['bindings'][0]['route']}"
-        for f in function_app.app.get_functions()
-        if json.loads(f.get_function_json())["bindings"][0]["type"] == "httpTrigger"
+        f"/api/{f['bindings'][0]['route']}"
+        for f in registered().values()
+        if f["bindings"][0]["type"] == "httpTrigger"
     }
     undocumented = {r for r in routes - paths if not r.startswith(("/api/ui", "/api/openapi"))}
     assert not undocumented
