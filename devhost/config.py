@@ -130,7 +130,7 @@ def app_settings(
         "PIXELPIPE_AUTH_AUDIENCES": DEV_AUDIENCE,
         "PIXELPIPE_AUTH_TENANTS": DEV_TENANT,
         "PIXELPIPE_WEBHOOK_ALLOW_PRIVATE": "true",
-        "PIXELPIPE_WEBHOOK_SECRET": _local_secret("webhook"),
+        "PIXELPIPE_SECRET_WEBHOOK_SIGNING_KEY": _local_secret("webhook"),
         "PIXELPIPE_LOCAL_SECRETS_STORE": str(DATA / "secrets" / "local-secrets.json"),
     }
     values = {

@@ -215,10 +215,10 @@ var requiredSettings = {
   PIXELPIPE_AUTH_AUDIENCES: authAudiences
   PIXELPIPE_AUTH_TENANTS: authTenant
   PIXELPIPE_AUTH_PERMISSION: authPermission
-  // Webhooks: public https targets only; the signing key is a Key Vault reference resolved by
-  // the platform with keyVaultReferenceIdentity (never a value in this template or in git).
+  // Webhooks: public https targets only; the signing key is read from the vault through the
+  // app's secret provider (the identity), by name: never a value in this template or in git.
   PIXELPIPE_WEBHOOK_ALLOW_PRIVATE: 'false'
-  PIXELPIPE_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookSecretUri})'
+  PIXELPIPE_WEBHOOK_SECRET_NAME: webhookSecretName
   // Rotating secrets (the blob key-encryption key) come from Key Vault through the identity.
   PIXELPIPE_SECRETS_PROVIDER: 'keyvault'
   PIXELPIPE_KEY_VAULT_URL: keyVault.outputs.uri

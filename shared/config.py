@@ -287,11 +287,18 @@ class Settings:
         "only; never in Azure).",
         group="webhooks",
     )
-    webhook_secret: str = setting(
-        "PIXELPIPE_WEBHOOK_SECRET",
+    webhook_secret_name: str = setting(
+        "PIXELPIPE_WEBHOOK_SECRET_NAME",
+        "webhook-signing-key",
+        "Name of the secret (read through the secret provider) that keys the "
+        "X-Pixelpipe-Signature HMAC.",
+        group="webhooks",
+    )
+    webhook_secret_local: str = setting(
+        "PIXELPIPE_SECRET_WEBHOOK_SIGNING_KEY",
         "",
-        "Key for the X-Pixelpipe-Signature HMAC. A secret: a Key Vault reference in Azure, "
-        "local.settings.json locally.",
+        "Local only: the webhook signing key when secrets come from settings (the `local` "
+        "provider); with `keyvault` the key lives in the vault.",
         secret=True,
         group="webhooks",
     )

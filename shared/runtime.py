@@ -35,6 +35,7 @@ class Runtime:
     plain_blobs: BlobStore  # inbox (as uploaded), and outputs served by SAS
     sas: SasIssuer
     auth: TokenValidator
+    secrets: SecretProvider  # Key Vault in Azure, settings (+ a local store) locally
 
     @classmethod
     def create(
@@ -47,11 +48,14 @@ class Runtime:
     ) -> Runtime:
         clients = StorageClients(settings, credential)
         if secrets is None:
-            local = (
-                {"PIXELPIPE_SECRET_BLOB_KEK": settings.blob_kek_local}
-                if (settings.blob_kek_local)
-                else {}
-            )
+            local = {
+                env: value
+                for env, value in (
+                    ("PIXELPIPE_SECRET_BLOB_KEK", settings.blob_kek_local),
+                    ("PIXELPIPE_SECRET_WEBHOOK_SIGNING_KEY", settings.webhook_secret_local),
+                )
+                if value
+            }
             secrets = secret_provider_from_settings(
                 settings.secrets_provider,
                 vault_url=settings.key_vault_url,
@@ -62,14 +66,15 @@ class Runtime:
             )
         ring = KeyRing(secrets, settings.blob_kek_name)
         return cls(
-            settings,
-            clients,
-            JobStore(clients),
-            ring,
-            EncryptedBlobStore(clients.blob_service, ring),
-            BlobStore(clients.blob_service),
-            SasIssuer(clients),
-            auth or TokenValidator(settings),
+            settings=settings,
+            clients=clients,
+            store=JobStore(clients),
+            ring=ring,
+            private_blobs=EncryptedBlobStore(clients.blob_service, ring),
+            plain_blobs=BlobStore(clients.blob_service),
+            sas=SasIssuer(clients),
+            auth=auth or TokenValidator(settings),
+            secrets=secrets,
         )
 
     def prepare(self) -> Runtime:

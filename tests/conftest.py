@@ -48,7 +48,7 @@ def make_settings(azurite: Azurite, issuer: TokenIssuer, **overrides: object) ->
         "PIXELPIPE_AUTH_AUDIENCES": issuer.audience,
         "PIXELPIPE_AUTH_TENANTS": issuer.tenant,
         "PIXELPIPE_WEBHOOK_ALLOW_PRIVATE": "true",
-        "PIXELPIPE_WEBHOOK_SECRET": "test-webhook-secret",
+        "PIXELPIPE_SECRET_WEBHOOK_SIGNING_KEY": "test-webhook-secret",
         "PIXELPIPE_IMAGING_THREADS": "2",
     }
     env.update({k: str(v) for k, v in overrides.items()})
@@ -72,7 +72,8 @@ def empty_storage(rt: Runtime) -> None:
 def _shared_runtime(azurite: Azurite, issuer: TokenIssuer) -> Runtime:
     from shared.security.secrets import LocalSecretProvider
 
-    return Runtime.create(make_settings(azurite, issuer), secrets=LocalSecretProvider()).prepare()
+    secrets = LocalSecretProvider({"PIXELPIPE_SECRET_WEBHOOK_SIGNING_KEY": "test-webhook-secret"})
+    return Runtime.create(make_settings(azurite, issuer), secrets=secrets).prepare()
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from shared.imaging.registry import writable_formats
 from shared.jobs.service import JobService, Submission
 from shared.jobs.spec import JobSpec
 from shared.openapi import openapi
+from shared.storage.sas import content_disposition
 
 __all__ = ["bp"]
 
@@ -143,10 +144,20 @@ def job_item(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _output(call: Call) -> func.HttpResponse:
-    url = JobService(call.rt).output_url(
+    access = JobService(call.rt).output(
         call.caller, call.req.route_params.get("id", ""), call.req.route_params.get("ref", "")
     )
-    return func.HttpResponse(status_code=302, headers={"Location": url})
+    if access.redirect is not None:
+        return func.HttpResponse(status_code=302, headers={"Location": access.redirect})
+    return func.HttpResponse(
+        access.content,
+        status_code=200,
+        mimetype=access.content_type,
+        headers={
+            "Content-Disposition": content_disposition(access.filename),
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 @bp.route(route="jobs/{id}/outputs/{ref}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -25,6 +25,7 @@ from shared.jobs.model import Job, JobStatus, Operation, OpStatus, Output
 from shared.jobs.service import job_document, output_filename
 from shared.jobs.webhooks import deliver
 from shared.runtime import Runtime
+from shared.security.secrets import SecretError
 from shared.storage.clients import OPS_QUEUE
 from shared.storage.sas import content_disposition
 
@@ -235,10 +236,21 @@ def deliver_job_webhook(rt: Runtime, job_id: str) -> dict[str, Any]:
         return {"status": "skipped"}
     if job.webhook and job.webhook.get("status") == "delivered":
         return job.webhook
+    try:
+        secret = rt.secrets.get(rt.settings.webhook_secret_name).value
+    except SecretError as exc:  # never send unsigned: record why and stop retrying
+        record = {
+            "url": job.webhook_url,
+            "status": "failed",
+            "lastError": exc.message,
+            "attempts": int((job.webhook or {}).get("attempts", 0)),
+        }
+        rt.store.update_job(job, webhook=record)
+        return record
     record = deliver(
         job.webhook_url,
         job_document(rt, job, operations),
-        rt.settings.webhook_secret,
+        secret,
         allow_private=rt.settings.webhook_allow_private,
         timeout=rt.settings.webhook_timeout_seconds,
         previous=job.webhook,

@@ -17,7 +17,7 @@ from typing import Any
 from shared.errors import EmptyBody, InvalidRequest, NotFound, PayloadTooLarge
 from shared.imaging.decode import decode
 from shared.imaging.formats import FORMATS
-from shared.jobs.model import JOB_ID, Job, JobStatus, Operation, OpStatus, iso, utcnow
+from shared.jobs.model import JOB_ID, Job, JobStatus, Operation, OpStatus, Output, iso, utcnow
 from shared.jobs.spec import JobSpec, parse_spec, parse_spec_text
 from shared.jobs.store import JobExists
 from shared.jobs.webhooks import check_webhook_url
@@ -77,15 +77,10 @@ def job_document(rt: Runtime, job: Job, operations: list[Operation]) -> dict[str
             "status": op.status.value,
         }
         if op.status is OpStatus.SUCCEEDED and op.output is not None:
-            link = rt.sas.read_url(
-                op.output.container,
-                op.output.blob,
-                filename=op.output.filename,
-                content_type=op.output.content_type,
-            )
+            url, expires = _output_link(rt, job, op, op.output)
             entry["output"] = {
-                "url": link.url,
-                "expiresAt": link.expires_iso,
+                "url": url,
+                "expiresAt": expires,
                 "format": op.output.format,
                 "contentType": op.output.content_type,
                 "width": op.output.width,
@@ -111,6 +106,27 @@ def job_document(rt: Runtime, job: Job, operations: list[Operation]) -> dict[str
     if job.webhook:
         document["webhook"] = job.webhook
     return document
+
+
+def _output_link(rt: Runtime, job: Job, op: Operation, output: Output) -> tuple[str, str | None]:
+    """A short-lived read-only SAS link, or (outputs kept encrypted) the authenticated API
+    path that streams the decrypted output."""
+    if rt.settings.encrypt_outputs:
+        return f"/api/jobs/{job.id}/outputs/{op.index}", None
+    link = rt.sas.read_url(
+        output.container, output.blob, filename=output.filename, content_type=output.content_type
+    )
+    return link.url, link.expires_iso
+
+
+@dataclass(frozen=True)
+class OutputAccess:
+    """How a client gets an output: a redirect to a SAS link, or the bytes themselves."""
+
+    redirect: str | None = None
+    content: bytes = b""
+    content_type: str = "application/octet-stream"
+    filename: str = "output"
 
 
 def job_summary(job: Job) -> dict[str, Any]:
@@ -241,18 +257,21 @@ class JobService:
         page = self.rt.store.list_for(principal.key, limit=size, cursor=cursor)
         return {"jobs": [job_summary(job) for job in page.jobs], "next": page.next_cursor}
 
-    def output_url(self, principal: Principal, job_id: str, ref: str) -> str:
-        _, operations = self._owned(principal, job_id)
+    def output(self, principal: Principal, job_id: str, ref: str) -> OutputAccess:
+        """One output by index or name: a fresh SAS link to redirect to, or, when outputs
+        are kept client-side encrypted, its decrypted bytes."""
+        job, operations = self._owned(principal, job_id)
         for op in operations:
-            if ref in (str(op.index), op.name):
-                if op.status is OpStatus.SUCCEEDED and op.output is not None:
-                    return self.rt.sas.read_url(
-                        op.output.container,
-                        op.output.blob,
-                        filename=op.output.filename,
-                        content_type=op.output.content_type,
-                    ).url
+            if ref not in (str(op.index), op.name):
+                continue
+            output = op.output
+            if op.status is not OpStatus.SUCCEEDED or output is None:
                 raise NotFound("That output does not exist (yet).")
+            if self.settings.encrypt_outputs:
+                data = self.rt.blobs_for(output.container).get(output.container, output.blob)
+                return OutputAccess(None, data, output.content_type, output.filename)
+            url, _ = _output_link(self.rt, job, op, output)
+            return OutputAccess(redirect=url)
         raise NotFound("The job has no output by that index or name.")
 
     # -- delete --------------------------------------------------------------------------------

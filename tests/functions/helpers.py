@@ -61,7 +61,10 @@ def call(
         body=body,
     )
     response = ROUTES[route](request)
-    return Reply(response.status_code, dict(response.headers), response.get_body())
+    headers = dict(response.headers)
+    if response.mimetype and "Content-Type" not in headers:   # as the Functions host does
+        headers["Content-Type"] = response.mimetype
+    return Reply(response.status_code, headers, response.get_body())
 
 
 def multipart(

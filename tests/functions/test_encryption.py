@@ -125,3 +125,35 @@ def test_quarantined_files_are_encrypted(rt):
     names = [b.name for b in rt.clients.container(QUARANTINE).list_blobs()]
     assert all(kid_of(rt, QUARANTINE, name) for name in names)
     assert rt.private_blobs.get(QUARANTINE, names[0]) == images.truncated_jpeg()
+
+
+def test_outputs_kept_encrypted_are_streamed_decrypted_through_the_api(rt, monkeypatch, issuer):
+    import dataclasses
+
+    from tests.functions.helpers import call
+
+    monkeypatch.setattr(rt, "settings", dataclasses.replace(rt.settings, encrypt_outputs=True))
+    token = issuer.token("alice-enc")
+    principal = rt.auth.authenticate(f"Bearer {token}")
+    spec = parse_spec({"operations": [{"op": "flip", "format": "png"}]})
+    job, _ = JobService(rt).submit(principal, Submission(images.jpeg(), spec, "a.jpg"))
+    job, operations = rt.store.get_with_operations(job.id)
+    (task,) = processing.dispatch_tasks(rt, job, operations)
+    processing.run_operation(rt, task)
+    assert not raw(rt, task.output_container, task.output_blob).startswith(b"\x89PNG")
+    assert kid_of(rt, task.output_container, task.output_blob)
+    document = call("job", token=token, route_params={"id": job.id}).json()
+    output = document["operations"][0]["output"]
+    assert output["url"] == f"/api/jobs/{job.id}/outputs/0" and output["expiresAt"] is None
+    reply = call("output", token=token, route_params={"id": job.id, "ref": "0"})
+    assert reply.status == 200 and reply.body.startswith(b"\x89PNG")
+    assert reply.headers["Content-Type"].startswith("image/png")
+    assert reply.headers["Content-Disposition"].startswith("attachment;")
+    assert (
+        call(
+            "output", token=issuer.token("mallory"), route_params={"id": job.id, "ref": "0"}
+        ).status
+        == 404
+    )
+    processing.finalize(rt, job.id, timed_out=False)  # the manifest is encrypted too
+    assert kid_of(rt, task.output_container, f"{job.id}/manifest.json")

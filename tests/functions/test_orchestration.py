@@ -184,3 +184,16 @@ def test_webhook_retries_with_backoff_then_gives_up(rt, host):
     record = JobService(rt).get(ALICE, job.id)["webhook"]
     assert record["status"] == "failed" and record["attempts"] == 5
     assert record["lastStatusCode"] == 503
+
+
+def test_no_signing_key_means_no_webhook_is_sent(rt, host, monkeypatch):
+    from shared.security.secrets import LocalSecretProvider
+
+    monkeypatch.setattr(rt, "secrets", LocalSecretProvider())  # the key is missing
+    with LoopbackServer(lambda req: (200, {}, b"ok")) as receiver:
+        job, tasks = start(rt, host, [{"op": "flip"}], webhook={"url": f"{receiver.url}/h"})
+        work(rt, host, tasks[0])
+        host.run_until_idle()
+        assert receiver.requests == []  # never unsigned
+    record = JobService(rt).get(ALICE, job.id)["webhook"]
+    assert record["status"] == "failed" and "webhook-signing-key" in record["lastError"]

@@ -58,7 +58,7 @@ INFRA_MUST_SET = {
     "PIXELPIPE_AUTH_TENANTS",
     "PIXELPIPE_AUTH_PERMISSION",
     "PIXELPIPE_WEBHOOK_ALLOW_PRIVATE",
-    "PIXELPIPE_WEBHOOK_SECRET",
+    "PIXELPIPE_WEBHOOK_SECRET_NAME",
     "PIXELPIPE_SECRETS_PROVIDER",
     "PIXELPIPE_KEY_VAULT_URL",
     "PIXELPIPE_BLOB_KEK_NAME",
@@ -549,9 +549,14 @@ def test_auth_settings_point_at_the_tenant(main: Bicep, app_settings: dict) -> N
     assert main.decorators("authAudiences").get("min_length") == 1
 
 
-def test_webhook_secret_is_a_key_vault_reference(app_settings: dict) -> None:
-    value = app_settings["PIXELPIPE_WEBHOOK_SECRET"]
-    assert value == "@Microsoft.KeyVault(SecretUri=<keyVault.outputs.webhookSecretUri>)"
+def test_webhook_secret_is_read_from_the_vault_by_name(app_settings: dict, main) -> None:
+    # The app reads the signing key through its secret provider (Key Vault, with the
+    # identity); the setting only names the vault's secret.
+    assert app_settings["PIXELPIPE_WEBHOOK_SECRET_NAME"] == Param("webhookSecretName")
+    assert main.modules["keyVault"]["config"]["params"]["webhookSecretName"] == (
+        "webhookSecretName"
+    )
+    # Any setting that holds a secret (none today) must be a Key Vault reference.
     for entry in describe_settings():
         if entry["secret"] and entry["env"] in app_settings:
             assert KEY_VAULT_REFERENCE.match(str(app_settings[entry["env"]])), entry["env"]
