@@ -61,7 +61,7 @@ def test_sample_settings_agree_with_config():
     sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
     declared = {entry["env"] for entry in describe_settings()}
     assert set(sample) - HOST_SETTINGS == declared
-    assert sample == sample_values()   # regenerate with shared.config.sample_values()
+    assert sample == sample_values()  # regenerate with shared.config.sample_values()
     for entry in describe_settings():
         if entry["secret"]:
             assert sample[entry["env"]] == "", f"{entry['env']} must not hold a secret"
