@@ -31,8 +31,12 @@ Client operations
     `start_new` sends ExecutionStarted first and writes the Pending row second: a crash in
     between leaves a start message that the work loop turns into the instance itself (it
     creates the row when there is none, or restarts a finished instance when the message is
-    newer than the row). `raise_event`/`terminate` read the row (404/410 rules of
-    `instances`) and send a message tagged with the current execution id.
+    newer than the row). If the row changed under `start_new` because a worker is already
+    applying this very start message, `start_new` waits for that episode's commit instead of
+    reporting a conflict with itself. `raise_event`/`terminate` read the row (404/410 rules
+    of `instances`) and send a message tagged with the current execution id. Nothing runs
+    until a work loop takes the messages: an instance stays Pending until then, and events
+    raised meanwhile reach its first episode, as on Azure.
 
 The work loop (`process_orchestrations`, `process_activities`; `run_until` loops both)
     Control messages are received invisible for `lease_seconds` and grouped by instance. For
@@ -49,11 +53,13 @@ The work loop (`process_orchestrations`, `process_activities`; `run_until` loops
            the new status and the lease cleared - the one write that makes the episode count;
         4. delete the previous state blob, then the consumed messages.
 
-    A crash before 3 changes nothing visible: the messages reappear after the lease and the
-    episode runs again, dispatching the same work again (at-least-once, as on Azure), and the
-    duplicates are dropped below. A crash after 3 leaves messages whose ids are already in the
-    state: dropped when they reappear. A lost lease (the ETag moved) abandons the episode the
-    same way. Dispatching after the commit instead would lose work on a crash in between.
+    A crash before 3 leaves the instance's state as it was: the messages reappear after the
+    lease and the episode runs again, dispatching the same work again (activities run at
+    least once, as on Azure), and the duplicate results and timers are dropped (below). A
+    crash after 3 leaves messages whose ids are already in the state: dropped when they
+    reappear. A lost lease (the ETag moved) abandons the episode the same way. Dispatching
+    after the commit instead would lose work on a crash in between; writing the state in
+    place would let a crash leave a history that the row does not describe.
 
     Sorting out a batch (the dedupe that makes redelivery harmless):
     - ExecutionStarted starts the instance when there is no row, when the row is the Pending
@@ -78,8 +84,14 @@ The work loop (`process_orchestrations`, `process_activities`; `run_until` loops
     again (a poison work item).
 
 Only one episode per instance runs at a time: the lease is taken with an ETag-guarded write
-and cleared by the commit; an episode that outlives `lease_seconds` can lose it (its commit
-then fails and it is abandoned), so `lease_seconds` must exceed the longest episode.
+and cleared by the commit; a worker that finds the row leased (LeaseUntil in the future)
+defers its messages. An episode that outlives `lease_seconds` can lose its lease (its commit
+then fails and it is abandoned), so `lease_seconds` must exceed the longest episode; a
+worker that dies holding a lease delays the instance by at most `lease_seconds`. Lease
+times come from the hosts' clocks: processes sharing a hub must share a clock (one machine).
+
+Call `process_orchestrations`/`process_activities` from plain threads, not from a thread
+running an event loop (`registry.invoke_activity` runs async activities with `asyncio.run`).
 
 What differs from the real Azure Storage provider: one control queue (no partitions and no
 partition leases: a lease per instance instead), the history as one JSON blob per execution
@@ -650,7 +662,7 @@ class AzuriteDurableHost:
         self._send_control(
             instance_id, row.execution_id, event_raised(event_name, data_json, self._clock())
         )
-        logger.info("durable: event %s raised to instance %s", event_name, instance_id)
+        logger.debug("durable: event %s raised to instance %s", event_name, instance_id)
 
     def terminate(self, instance_id: str, reason: str | None) -> None:
         """Terminate a Pending or Running instance (takes effect at its next episode)."""
@@ -669,7 +681,7 @@ class AzuriteDurableHost:
         if row is None:
             raise InstanceNotFoundError(f"No instance with ID '{instance_id}' found.")
         input_json = row.input
-        if "Input" in row.large:
+        if "Input" in row.large and row.state_blob:
             input_json = self._read_state(row).input
         return self.start_new(row.name, None if new_instance_id else instance_id, input_json)
 
@@ -759,9 +771,10 @@ class AzuriteDurableHost:
         while not stop.is_set():
             try:
                 busy = self.process_orchestrations() + self.process_activities()
-            except Exception:
-                logger.exception("durable: work loop error (retrying)")
-                busy = 0
+            except Exception:  # storage unreachable, most likely: retry after a pause
+                logger.exception("durable: work loop error; retrying in a second")
+                stop.wait(1.0)
+                continue
             if not busy:
                 stop.wait(idle_seconds)
 
@@ -884,7 +897,9 @@ class AzuriteDurableHost:
             )
             return 0
         self._consume([*([plan.start] if plan.start else []), *plan.apply, *plan.drop])
-        if decision.status in FINISHED:
+        if decision.status is RuntimeStatus.FAILED:
+            logger.warning("durable: instance %s failed: %.500s", instance_id, decision.output)
+        elif decision.status in FINISHED:
             logger.info("durable: instance %s %s", instance_id, str(decision.status).lower())
         else:
             logger.debug(
@@ -1142,7 +1157,7 @@ class AzuriteDurableHost:
         return rows
 
     def _status(self, row: _Row, stored: _Stored | None, *, show_input: bool) -> dict[str, Any]:
-        if row.large and stored is None:
+        if row.large and stored is None and row.state_blob:
             stored = self._read_state(row)
         input_json, output_json, custom_json = row.input, row.output, row.custom_status
         if stored is not None:

@@ -99,12 +99,8 @@ async def ensure_started(
     An existing instance, running or finished, is left alone: `start_new` would restart a
     finished one. Returns whether this call started it.
     """
-    try:
-        status = await client.get_status(job_id)
-        exists = status is not None and status.runtime_status is not None
-    except TypeError:  # a 404 with an empty body
-        exists = False
-    if exists:
+    status = await client.get_status(job_id)  # a 404 gives a status without runtime_status
+    if status is not None and status.runtime_status is not None:
         return False
     try:
         await client.start_new(ORCHESTRATOR, job_id, payload)
