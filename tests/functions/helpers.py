@@ -62,7 +62,7 @@ def call(
     )
     response = ROUTES[route](request)
     headers = dict(response.headers)
-    if response.mimetype and "Content-Type" not in headers:   # as the Functions host does
+    if response.mimetype and "Content-Type" not in headers:  # as the Functions host does
         headers["Content-Type"] = response.mimetype
     return Reply(response.status_code, headers, response.get_body())
 
