@@ -16,9 +16,21 @@ from devhost.issuer import TokenIssuer
 from shared.config import Settings
 from shared.runtime import Runtime, use_runtime
 from shared.storage.clients import CONTAINERS, QUEUES, TABLES
+from tests.devhost.support import LoopThread
 from tests.support.loopback import LoopbackServer
 
 os.environ.setdefault("PILLOW_BLOCKS_MAX", "32")
+
+
+@pytest.fixture(scope="session")
+def api_loop() -> Iterator[LoopThread]:
+    """One event loop thread for every test that uses the durable SDK's client: the SDK keeps
+    one aiohttp session per process, bound to the loop that first used it."""
+    loop = LoopThread()
+    try:
+        yield loop
+    finally:
+        loop.close()
 
 
 @pytest.fixture(scope="session")

@@ -18,15 +18,6 @@ from tests.devhost.support import DurableApi, LoopThread
 HostFactory = Callable[..., AzuriteDurableHost]
 
 
-@pytest.fixture(scope="session")
-def api_loop() -> Iterator[LoopThread]:
-    loop = LoopThread()
-    try:
-        yield loop
-    finally:
-        loop.close()
-
-
 @pytest.fixture
 def hub() -> str:
     return f"t{uuid.uuid4().hex[:16]}"

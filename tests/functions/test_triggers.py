@@ -17,7 +17,7 @@ from shared.jobs import processing
 from shared.jobs.service import JobService, Submission
 from shared.jobs.spec import parse_spec
 from shared.security.auth import Principal
-from tests.devhost.support import DurableApi, LoopThread, drain
+from tests.devhost.support import DurableApi, drain
 from tests.fixtures import images
 from tests.functions.helpers import inventory
 from tests.support.app import user_function
@@ -27,15 +27,8 @@ pytestmark = pytest.mark.azurite
 ALICE = Principal("tenant/alice", "alice", "tenant", "alice", "alice")
 
 
-@pytest.fixture(scope="module")
-def loop():
-    thread = LoopThread()
-    yield thread
-    thread.close()
-
-
 @pytest.fixture
-def durable(rt, loop):
+def durable(rt, api_loop):
     host = AzuriteDurableHost(
         rt.settings.storage_connection,
         app_functions_of(function_app.app),
@@ -44,7 +37,7 @@ def durable(rt, loop):
         activity_lease_seconds=2,
         defer_seconds=0,
     )
-    api = DurableApi(loop, host).start()
+    api = DurableApi(api_loop, host).start()
     yield host, api
     api.stop()
 
