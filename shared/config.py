@@ -189,6 +189,13 @@ class Settings:
     page_size: int = setting(
         "PIXELPIPE_PAGE_SIZE", 50, "Jobs per page in GET /api/jobs.", group="jobs"
     )
+    jobs_per_minute: int = setting(
+        "PIXELPIPE_JOBS_PER_MINUTE",
+        120,
+        "Jobs one principal may start per minute (HTTP and upload URLs); 0 means no limit. "
+        "Over it: 429 RATE_LIMITED with Retry-After.",
+        group="jobs",
+    )
 
     # -- Authentication (Entra ID access tokens; locally the dev host is the issuer) --------
     auth_jwks_url: str = setting(

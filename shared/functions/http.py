@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import azure.functions as func
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from shared.errors import (
     Forbidden,
@@ -101,6 +102,16 @@ def handle(
         if exc.status >= 500:
             log.warning("request %s failed: %s %s", request_id, exc.code, exc.message)
         response = _error_response(exc, request_id)
+    except (ServiceRequestError, ServiceResponseError) as exc:  # storage unreachable
+        log.warning("request %s: storage unreachable: %s", request_id, exc)
+        response = _error_response(Unavailable(), request_id)
+    except HttpResponseError as exc:
+        if exc.status_code in (429, 500, 503):  # storage busy or failing
+            log.warning("request %s: storage answered %s", request_id, exc.status_code)
+            response = _error_response(Unavailable(), request_id)
+        else:
+            log.exception("request %s failed unexpectedly", request_id)
+            response = _error_response(PixelpipeError(), request_id)
     except Exception:
         log.exception("request %s failed unexpectedly", request_id)
         response = _error_response(PixelpipeError(), request_id)

@@ -18,6 +18,7 @@ from shared.errors import EmptyBody, InvalidRequest, NotFound, PayloadTooLarge
 from shared.imaging.decode import decode
 from shared.imaging.formats import FORMATS
 from shared.jobs.model import JOB_ID, Job, JobStatus, Operation, OpStatus, Output, iso, utcnow
+from shared.jobs.ratelimit import RateLimiter
 from shared.jobs.spec import JobSpec, parse_spec, parse_spec_text
 from shared.jobs.store import JobExists
 from shared.jobs.webhooks import check_webhook_url
@@ -145,6 +146,7 @@ class JobService:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.settings = rt.settings
+        self.limiter = RateLimiter(rt.store.index, rt.settings.jobs_per_minute)
 
     # -- submit --------------------------------------------------------------------------------
 
@@ -171,6 +173,7 @@ class JobService:
                 if existing.status is JobStatus.QUEUED and not existing.dispatched:
                     self.rt.send(JOBS_QUEUE, {"jobId": existing.id})  # dispatch is idempotent
                 return existing, False
+        self.limiter.take(principal.key)  # counts accepted jobs only (idempotent replays don't)
         source_blob = f"{job_id}/source"
         self.rt.private_blobs.put(
             ORIGINALS,
@@ -307,6 +310,7 @@ class JobService:
         spec_raw = {k: v for k, v in body.items() if k in ("operations", "preset", "webhook")}
         spec = self.spec(spec_raw or None)
         self.check_spec(spec)
+        self.limiter.take(principal.key)
         job_id = new_job_id()
         name = safe_filename(filename)
         blob = f"{UPLOADS_PREFIX}{job_id}/{_blob_safe(name)}"

@@ -490,3 +490,40 @@ def test_request_id_is_in_the_logs_and_no_internals_in_errors(rt, alice, caplog)
     text = reply.body.decode()
     for internal in ("Traceback", "PIL", 'File "', "azure.", "/work/"):
         assert internal not in text
+
+
+def test_submissions_are_rate_limited_per_principal(rt, alice, bob, monkeypatch):
+    import dataclasses
+
+    monkeypatch.setattr(rt, "settings", dataclasses.replace(rt.settings, jobs_per_minute=2))
+    assert submit(alice).status == 202
+    assert submit(alice, headers={"Idempotency-Key": "k"}).status == 202
+    assert submit(alice, headers={"Idempotency-Key": "k"}).status == 202  # a replay: free
+    assert submit(alice, b"").status == 400  # refused: free
+    limited = submit(alice)
+    assert (limited.status, limited.code) == (429, "RATE_LIMITED")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
+    assert submit(bob).status == 202  # per principal
+    upload = call(
+        "uploads", "POST", token=alice, body=json.dumps({"filename": "a.jpg", "bytes": 10}).encode()
+    )
+    assert upload.status == 429
+
+
+def test_storage_outage_is_503_with_retry_after(rt, alice, monkeypatch):
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError
+
+    def down(*args, **kwargs):
+        raise ServiceRequestError("connection refused")
+
+    monkeypatch.setattr(rt.store, "list_for", down)
+    reply = call("jobs", token=alice)
+    assert (reply.status, reply.code) == (503, "UNAVAILABLE") and reply.headers["Retry-After"]
+
+    def busy(*args, **kwargs):
+        error = HttpResponseError("server busy")
+        error.status_code = 503
+        raise error
+
+    monkeypatch.setattr(rt.store, "list_for", busy)
+    assert call("jobs", token=alice).code == "UNAVAILABLE"
