@@ -40,6 +40,11 @@ def _wait_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 
         time.sleep(0.3)
 
 
+def _shown(path: Path) -> Path:
+    """A saved file's path, relative to the repository when it is inside it."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def run_demo(port: int, *, out_dir: Path) -> int:
     base = f"http://127.0.0.1:{port}"
     process = None
@@ -99,7 +104,7 @@ def _demo(base: str, out_dir: Path) -> int:
         path.write_bytes(requests.get(output["url"], timeout=30).content)
         print(
             f"  {op['name']:<8} {output['width']}x{output['height']} {output['format']} "
-            f"{output['bytes'] / 1e3:.0f} kB  {path.relative_to(ROOT)}"
+            f"{output['bytes'] / 1e3:.0f} kB  {_shown(path)}"
         )
         print(f"           {output['url']}")
     print(
