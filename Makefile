@@ -52,6 +52,7 @@ test: lint typecheck
 
 bench: setup
 	$(PY) bench/imaging.py $(if $(QUICK),--quick)
+	$(PY) bench/pipeline.py $(if $(QUICK),--quick)
 
 audit: setup
 	bash scripts/audit.sh

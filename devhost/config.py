@@ -70,6 +70,7 @@ class HostConfig:
     queues: QueueSettings
     hub_name: str
     function_timeout: float
+    durable_max_poll: float  # durableTask.storageProvider.maxQueuePollingInterval
 
     @classmethod
     def load(cls, path: Path = ROOT / "host.json") -> HostConfig:
@@ -87,6 +88,12 @@ class HostConfig:
             queues=queues,
             hub_name=extensions.get("durableTask", {}).get("hubName", "TestHubName"),
             function_timeout=_timespan(data.get("functionTimeout"), 1800.0),
+            durable_max_poll=_timespan(
+                extensions.get("durableTask", {})
+                .get("storageProvider", {})
+                .get("maxQueuePollingInterval"),
+                30.0,
+            ),
         )
 
 

@@ -37,7 +37,7 @@ __all__ = ["DevHost"]
 
 log = logging.getLogger("devhost")
 
-IDLE_POLL = (0.05, 1.0)  # durable work loops: first and longest idle wait
+FIRST_IDLE_POLL = 0.05  # durable work loops back off from here to host.json's maximum
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -63,6 +63,7 @@ class DevHost:
                 self.connection_string, self.index.durable, hub=self.config.hub_name
             )
         self.client_json = client_binding(self.base_url, self.config.hub_name)
+        self.routes = self.index.http_routes()
 
     # -- invoking functions --------------------------------------------------------------------
 
@@ -91,7 +92,7 @@ class DevHost:
         return app
 
     async def _home(self, request: web.Request) -> web.Response:
-        ui = any(r.template == f"{self.index.route_prefix}/ui" for r in self.index.http_routes())
+        ui = any(r.template == f"{self.index.route_prefix}/ui" for r in self.routes)
         if ui:
             raise web.HTTPFound(f"/{self.index.route_prefix}/ui")
         return web.json_response(
@@ -148,7 +149,7 @@ class DevHost:
 
     async def _http_trigger(self, request: web.Request) -> web.StreamResponse:
         path = request.path.lstrip("/")
-        for route in self.index.http_routes():
+        for route in self.routes:
             params = route.match(request.method, path)
             if params is not None:
                 break
@@ -231,9 +232,9 @@ class DevHost:
                 asyncio.create_task(self._loop(stop, self.durable.process_activities))
             )
 
-    @staticmethod
-    async def _loop(stop: asyncio.Event, step: Any) -> None:
-        idle = IDLE_POLL[0]
+    async def _loop(self, stop: asyncio.Event, step: Any) -> None:
+        max_idle = max(FIRST_IDLE_POLL, self.config.durable_max_poll)
+        idle = FIRST_IDLE_POLL
         while not stop.is_set():
             try:
                 done = await asyncio.to_thread(step)
@@ -241,13 +242,13 @@ class DevHost:
                 log.exception("durable work loop step failed; retrying")
                 done = 0
             if done:
-                idle = IDLE_POLL[0]
+                idle = FIRST_IDLE_POLL
                 continue
             try:
                 await asyncio.wait_for(stop.wait(), timeout=idle)
             except TimeoutError:
                 pass
-            idle = min(idle * 2, IDLE_POLL[1])
+            idle = min(idle * 2, max_idle)
 
     async def wait(self) -> None:
         if self.tasks:

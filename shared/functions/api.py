@@ -20,7 +20,7 @@ from shared.errors import InvalidRequest, NotFound
 from shared.functions.http import Call, handle, json_response, parse_multipart, read_body
 from shared.imaging import PRESETS, catalogue
 from shared.imaging.registry import writable_formats
-from shared.jobs.service import JobService, Submission
+from shared.jobs.service import TERMINAL, JobService, Submission
 from shared.jobs.spec import JobSpec
 from shared.openapi import openapi
 from shared.storage.sas import content_disposition
@@ -135,7 +135,10 @@ def _job(call: Call) -> func.HttpResponse:
     if call.req.method.upper() == "DELETE":
         service.delete(call.caller, job_id)
         return json_response(204)
-    return json_response(200, service.get(call.caller, job_id))
+    document = service.get(call.caller, job_id)
+    # Not finished yet: tell pollers when it is worth asking again.
+    headers = {} if document["status"] in TERMINAL else {"Retry-After": "1"}
+    return json_response(200, document, headers)
 
 
 @bp.route(route="jobs/{id}", methods=["GET", "DELETE"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -42,7 +42,17 @@ from shared.errors import (
 from shared.imaging.formats import FORMATS, avif_available, sniff
 from shared.imaging.limits import Limits
 
-__all__ = ["DecodeHints", "Picture", "Probe", "decode", "load", "normalise", "open_image", "probe"]
+__all__ = [
+    "DecodeHints",
+    "Picture",
+    "Probe",
+    "decode",
+    "load",
+    "normalise",
+    "open_image",
+    "probe",
+    "validate",
+]
 
 WORKING_MODES = ("L", "LA", "RGB", "RGBA")
 
@@ -232,6 +242,19 @@ def decode(data: bytes, limits: Limits, hints: DecodeHints | None = None) -> tup
     """Open, check and fully decode `data` into a normalised `Picture`."""
     im, info = open_image(data, limits)
     return load(im, info, hints), info
+
+
+VALIDATION = DecodeHints(min_size=(1, 1))
+
+
+def validate(data: bytes, limits: Limits) -> tuple[Picture, Probe]:
+    """Check an upload completely: sniff, limits, and a decode of every frame.
+
+    JPEGs are decoded at 1/8 scale: the entropy decoder still reads every byte of every
+    scan (so truncation and damage are found) but skips the full-size IDCT and colour
+    conversion, about 4x cheaper on a 12 MP photo.
+    """
+    return decode(data, limits, VALIDATION)
 
 
 def load(im: Image.Image, info: Probe, hints: DecodeHints | None = None) -> Picture:

@@ -23,7 +23,7 @@ import logging
 from typing import Any
 
 from shared.errors import ClientError, PayloadTooLarge, PixelpipeError
-from shared.imaging.decode import decode
+from shared.imaging.decode import validate
 from shared.imaging.formats import FORMATS
 from shared.jobs.model import Job, JobStatus, iso, utcnow
 from shared.jobs.service import UPLOADS_PREFIX, JobService, safe_filename
@@ -81,7 +81,7 @@ def ingest_blob(rt: Runtime, name: str, content: bytes | None = None) -> Job | N
             else _spec_from_metadata(rt, dict(props.metadata or {}))
         )
         JobService(rt).check_spec(spec)
-        _, probe = decode(data, rt.settings.limits())
+        _, probe = validate(data, rt.settings.limits())
     except ClientError as exc:
         _quarantine(rt, name, job_id, exc, props.etag, data)
         if registered is not None:

@@ -155,7 +155,7 @@ def run_operation(rt: Runtime, task: OpTask) -> dict[str, Any]:
     except PixelpipeError as exc:
         if exc.retryable:
             raise
-        op = rt.store.complete_operation(task.job_id, task.index, error=exc.to_dict())
+        op = rt.store.complete_operation(task.job_id, task.index, error=exc.to_dict(), read=done)
         return operation_outcome(op)
     put = rt.blobs_for(task.output_container).put(
         task.output_container,
@@ -170,7 +170,9 @@ def run_operation(rt: Runtime, task: OpTask) -> dict[str, Any]:
             f"{task.output_container}/{task.output_blob} already holds a "
             "file pixelpipe did not write; it was left alone."
         )
-        op = rt.store.complete_operation(task.job_id, task.index, error=conflict.to_dict())
+        op = rt.store.complete_operation(
+            task.job_id, task.index, error=conflict.to_dict(), read=done
+        )
         return operation_outcome(op)
     # An earlier attempt of this very operation may have written it (and died before
     # recording it): its bytes stand, even if this attempt's encoding differs.
@@ -185,7 +187,7 @@ def run_operation(rt: Runtime, task: OpTask) -> dict[str, Any]:
         put.size,
         put.sha256,
     )
-    op = rt.store.complete_operation(task.job_id, task.index, output=output)
+    op = rt.store.complete_operation(task.job_id, task.index, output=output, read=done)
     return operation_outcome(op)
 
 
@@ -209,7 +211,7 @@ def finalize(rt: Runtime, job_id: str, *, timed_out: bool) -> dict[str, Any]:
         operations = [
             op
             if op.status.terminal
-            else rt.store.complete_operation(job_id, op.index, error=deadline.to_dict())
+            else rt.store.complete_operation(job_id, op.index, error=deadline.to_dict(), read=op)
             for op in operations
         ]
         succeeded = sum(1 for op in operations if op.status is OpStatus.SUCCEEDED)

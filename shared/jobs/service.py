@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared.errors import EmptyBody, InvalidRequest, NotFound, PayloadTooLarge
-from shared.imaging.decode import decode
+from shared.imaging.decode import validate
 from shared.imaging.formats import FORMATS
 from shared.jobs.model import JOB_ID, Job, JobStatus, Operation, OpStatus, Output, iso, utcnow
 from shared.jobs.ratelimit import RateLimiter
@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 UPLOADS_PREFIX = "uploads/"
+TERMINAL = ("succeeded", "partial", "failed")
 
 
 def new_job_id() -> str:
@@ -157,7 +158,7 @@ class JobService:
         if len(submission.data) > self.settings.max_upload_bytes:
             raise PayloadTooLarge(limit=self.settings.max_upload_bytes)
         self.check_spec(submission.spec)
-        _, probe = decode(submission.data, self.settings.limits())  # full decode: catches damage
+        _, probe = validate(submission.data, self.settings.limits())
         job_id = new_job_id()
         if submission.idempotency_key:
             job_id = self.rt.store.claim_idempotency_key(

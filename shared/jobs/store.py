@@ -121,11 +121,21 @@ class JobStore:
         return self.update_job(job, dispatched=True, status=status)
 
     def complete_operation(
-        self, job_id: str, index: int, *, output: Any = None, error: dict[str, Any] | None = None
+        self,
+        job_id: str,
+        index: int,
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+        read: Operation | None = None,
     ) -> Operation:
-        """Record an operation's outcome once; a second completion returns the first one."""
-        for _ in range(5):
-            current = self.get_operation(job_id, index)
+        """Record an operation's outcome once; a second completion returns the first one.
+
+        `read` is the row as the caller last read it (its ETag saves a round trip)."""
+        for attempt in range(5):
+            current = (
+                read if attempt == 0 and read is not None else self.get_operation(job_id, index)
+            )
             if current is None:
                 raise ResourceNotFoundError(f"operation {job_id}/{index} does not exist")
             if current.status.terminal:

@@ -197,3 +197,15 @@ def _parsed(op: str, raw: dict) -> dict:
     from shared.imaging import REGISTRY
 
     return REGISTRY[op].parse({"op": op, **raw}, "t")
+
+
+def test_validation_decodes_jpeg_at_reduced_scale_and_still_finds_damage():
+    from shared.imaging.decode import validate
+
+    picture, info = validate(images.jpeg(1600, 1200), Limits())
+    assert picture.size == (200, 150) and info.width == 1600  # 1/8: entropy data all read
+    for damaged in (images.truncated_jpeg(), images.jpeg(1600, 1200)[:-5000]):
+        with pytest.raises(ImageCorrupt):
+            validate(damaged, Limits())
+    picture, _ = validate(images.png(), Limits())  # other formats: full decode
+    assert picture.size == (320, 240)
