@@ -66,7 +66,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -85,6 +84,9 @@ if str(ROOT) not in sys.path:
 
 import requests  # noqa: E402
 
+from devhost.azurite import Azurite  # noqa: E402
+from devhost.process import HostProcess  # noqa: E402
+
 # -- What runs ----------------------------------------------------------------------------
 
 BIG = (4000, 3000)  # 12 MP
@@ -101,7 +103,7 @@ SMALL_OPS: list[dict[str, Any]] = [
     {"op": "sharpen"},
 ]
 TERMINAL = ("succeeded", "partial", "failed")
-IDLE_GAP = 2.5  # s without work before a (b) measurement: host.json maxPollingInterval is 2 s
+IDLE_GAP = 2.5  # s without work before a (b) measurement: longer than every poll backoff
 JOB_TIMEOUT = 300.0
 
 
@@ -301,91 +303,46 @@ class Run:
 
 @dataclass
 class Devhost:
-    """`python -m devhost run` with its own in-memory Azurite, in its own process group."""
+    """`python -m devhost run` (a `devhost.process.HostProcess`) with its own in-memory
+    Azurite, started here so it is stopped even if the host has to be killed."""
 
     workers: int = 2
     data: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pixelpipe-bench-")))
     env: dict[str, str] = field(default_factory=dict)
-    port: int = 0
-    azurite: Any = None
-    process: subprocess.Popen[bytes] | None = None
+    host: HostProcess | None = None
     _local: threading.local = field(default_factory=threading.local)
     _token: str = ""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        assert self.host is not None
+        return self.host.url
 
     @property
     def log_path(self) -> Path:
-        return self.data / "devhost.log"
+        assert self.host is not None and self.host.log is not None
+        return self.host.log
 
     def start(self, timeout: float = 90) -> Devhost:
-        from devhost.azurite import Azurite, free_ports
-
-        # Azurite is started here (in memory) rather than by devhost, so that it is stopped
-        # even if devhost has to be killed; devhost finds it listening and reuses it.
-        self.azurite = Azurite.on_free_ports(location=None).start()
-        self.port = free_ports(1)[0]
-        env = {**os.environ, "DEVHOST_DATA": str(self.data), **self.env}
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "devhost",
-                    "run",
-                    "--port",
-                    str(self.port),
-                    "--workers",
-                    str(self.workers),
-                    "--azurite-ports",
-                    str(self.azurite.blob_port),
-                    str(self.azurite.queue_port),
-                    str(self.azurite.table_port),
-                    "--in-memory",
-                    "--isolated",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if requests.get(f"{self.url}/api/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"devhost did not start:\n{self.tail()}")
-            time.sleep(0.2)
-        reply = requests.post(f"{self.url}/.devhost/token", json={"sub": "bench"}, timeout=10)
-        reply.raise_for_status()
-        self._token = reply.json()["access_token"]
+        azurite = Azurite.on_free_ports(location=None).start()
+        self.host = HostProcess(azurite, self.data, workers=self.workers, env=self.env)
+        try:
+            self.host.start(timeout)
+        except Exception:
+            azurite.stop()
+            raise
+        self._token = self.host.token("bench")
         return self
 
     def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-            except ProcessLookupError:
-                pass
-        if self.azurite is not None:
-            self.azurite.stop()
-            self.azurite = None
+        host, self.host = self.host, None
+        if host is not None:
+            host.stop()
+            host.azurite.stop()
+            self.host = host  # keep the log path readable
 
     def tail(self, lines: int = 30) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return self.host.tail(lines) if self.host is not None else ""
 
     # -- client ----------------------------------------------------------------------------
 
@@ -607,10 +564,11 @@ def main(argv: list[str]) -> int:
         if ideal is not None:
             for pid in getattr(ideal.pool, "_processes", None) or {}:
                 known[pid] = ("pool", "pool")
-        if host is not None and host.process is not None:
-            known[host.process.pid] = ("host", "workers")
-        if host is not None and host.azurite is not None and host.azurite.process:
-            known[host.azurite.process.pid] = ("azurite", "azurite")
+        process = host.host if host is not None else None
+        if process is not None and process.process is not None:
+            known[process.process.pid] = ("host", "workers")
+        if process is not None and process.azurite.process is not None:
+            known[process.azurite.process.pid] = ("azurite", "azurite")
         return known
 
     meter = CpuMeter(roles)

@@ -11,13 +11,9 @@ output, before acknowledging), `dies-before` (the worker dies as it starts),
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +21,7 @@ import pytest
 import requests
 
 from devhost.azurite import Azurite, free_ports
+from devhost.process import HostProcess
 from shared.config import Settings
 from shared.runtime import Runtime
 from shared.security.secrets import LocalSecretProvider
@@ -41,86 +38,20 @@ FAULTS = [
 
 
 @dataclass
-class LocalHost:
-    azurite: Azurite
-    data: Path
-    port: int
-    workers: int = 2
-    env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
-    log: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+class LocalHost(HostProcess):
+    """The host with the fault rules, quick retries and short leases the fault tests use."""
 
     def start(self, timeout: float = 60) -> LocalHost:
-        self.log = self.data / f"devhost-{time.time():.0f}.log"
-        env = {
-            **os.environ,
-            "DEVHOST_DATA": str(self.data),
+        self.env = {
             "DEVHOST_FAULTS": json.dumps(FAULTS),
             "DEVHOST_QUEUE_VISIBILITY_TIMEOUT": "1",
             "DEVHOST_QUEUE_LEASE": "4",
             **self.env,
         }
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "devhost",
-                    "run",
-                    "--port",
-                    str(self.port),
-                    "--workers",
-                    str(self.workers),
-                    "--isolated",
-                    "--azurite-ports",
-                    str(self.azurite.blob_port),
-                    str(self.azurite.queue_port),
-                    str(self.azurite.table_port),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if requests.get(f"{self.url}/api/health", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the local host did not start: {self.tail()}")
-            time.sleep(0.2)
-
-    def kill(self) -> None:
-        """Kill the host and its workers at once, as a crash would (no clean shutdown)."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text().splitlines()[-lines:]) if self.log else ""
+        super().start(timeout)
+        return self
 
     # -- client helpers ------------------------------------------------------------------------
-
-    def token(self, sub: str = "e2e-user", **body: Any) -> str:
-        reply = requests.post(f"{self.url}/.devhost/token", json={"sub": sub, **body}, timeout=10)
-        reply.raise_for_status()
-        return str(reply.json()["access_token"])
 
     def headers(self, sub: str = "e2e-user") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(sub)}"}
