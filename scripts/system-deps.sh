@@ -10,6 +10,8 @@ packages=(
   libjpeg62-turbo-dev zlib1g-dev libwebp-dev libtiff-dev liblcms2-dev libfreetype-dev
   libopenjp2-7-dev libimagequant-dev
   build-essential python3-dev python3-venv
+  # zlib-ng (linked into pillow-simd) builds with CMake
+  cmake
   # Azurite runs on Node.js (20 works with Azurite 3.35)
   nodejs npm
   # certificates for the HTTPS Azurite used by the user-delegation SAS tests

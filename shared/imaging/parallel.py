@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
-__all__ = ["chain_pool", "default_threads", "map_bands"]
+__all__ = ["band_pool", "chain_pool", "default_threads", "map_bands"]
 
 # Below this many pixels the cost of splitting outweighs the gain.
 MIN_PARALLEL_PIXELS = 1_000_000
@@ -41,10 +41,18 @@ def _pool(kind: str) -> ThreadPoolExecutor:
     with _lock:
         pool = _pools.get(kind)
         if pool is None:
+            # Bands are pure CPU work: one thread per core. Chains also wait on I/O-free work
+            # but may block on bands, so they get more.
+            size = default_threads() if kind == "bands" else max(2, default_threads() * 2)
             pool = _pools[kind] = ThreadPoolExecutor(
-                max_workers=max(2, default_threads() * 2), thread_name_prefix=f"imaging-{kind}"
+                max_workers=size, thread_name_prefix=f"imaging-{kind}"
             )
         return pool
+
+
+def band_pool() -> ThreadPoolExecutor:
+    """The process-wide pool for bands of one image (never waits on anything)."""
+    return _pool("bands")
 
 
 def chain_pool() -> ThreadPoolExecutor:
@@ -58,23 +66,26 @@ def map_bands(
     *,
     margin: int,
     threads: int,
+    rows: int = 256,
 ) -> Image.Image:
-    """Apply a local filter `fn` to `image` in `threads` horizontal bands at once."""
-    width, height = image.size
-    bands = min(threads, max(1, height // max(4 * margin, 64)))
-    if bands <= 1 or width * height < MIN_PARALLEL_PIXELS:
-        return fn(image)
-    step = -(-height // bands)
-    spans = [(top, min(height, top + step)) for top in range(0, height, step)]
+    """Apply a local filter `fn` to `image` in short horizontal bands on `threads` threads.
 
-    def work(span: tuple[int, int]) -> Image.Image:
-        top, bottom = span
+    Bands of about `rows` rows (at least one per thread) keep the scratch memory to a few
+    short bands instead of half an image each; each worker writes its band straight into
+    the result, so no list of parts is gathered and pasted afterwards.
+    """
+    width, height = image.size
+    if threads <= 1 or width * height < MIN_PARALLEL_PIXELS:
+        return fn(image)
+    count = max(threads, -(-height // rows))
+    step = -(-height // count)
+    result = Image.new(image.mode, image.size)
+
+    def work(top: int) -> None:
+        bottom = min(height, top + step)
         lo, hi = max(0, top - margin), min(height, bottom + margin)
         out = fn(image.crop((0, lo, width, hi)))
-        return out.crop((0, top - lo, width, top - lo + bottom - top))
+        result.paste(out.crop((0, top - lo, width, top - lo + bottom - top)), (0, top))
 
-    parts = list(_pool("bands").map(work, spans))
-    result = Image.new(parts[0].mode, (width, height))
-    for (top, _), part in zip(spans, parts, strict=True):
-        result.paste(part, (0, top))
+    list(band_pool().map(work, range(0, height, step)))
     return result

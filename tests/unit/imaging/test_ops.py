@@ -293,7 +293,7 @@ def test_band_parallel_result_is_identical(op, raw):
     assert one.tobytes() == many.tobytes()
 
 
-def test_map_bands_really_splits():
+def test_map_bands_really_splits_into_short_bands():
     image = images.photo(1600, 1000)
     seen = []
 
@@ -301,8 +301,38 @@ def test_map_bands_really_splits():
         seen.append(band.size)
         return band
 
-    out = map_bands(image, record, margin=gaussian_reach(2), threads=3)
-    assert len(seen) == 3 and out.tobytes() == image.tobytes()
+    out = map_bands(image, record, margin=gaussian_reach(2), threads=2)
+    assert len(seen) == 4 and all(h <= 250 + 2 * gaussian_reach(2) for _, h in seen)
+    assert out.tobytes() == image.tobytes()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA"])
+@pytest.mark.parametrize("angle", [33.3, -71, 179.5])
+def test_band_parallel_rotate_is_identical_to_pillows(mode, angle):
+    image = images.photo(1400, 900).convert(mode)
+    one = apply("rotate", image, OpContext(threads=1), angle=angle)
+    many = apply("rotate", image, OpContext(threads=3), angle=angle)
+    assert one.size == many.size and one.tobytes() == many.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("op", "factor"),
+    [
+        ("brightness", 0.2),
+        ("brightness", 1.37),
+        ("brightness", 7.5),
+        ("contrast", 0.0),
+        ("contrast", 0.61),
+        ("contrast", 2.4),
+    ],
+)
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_lookup_table_enhancements_equal_image_enhance(rgb, op, factor, mode):
+    from PIL import ImageEnhance
+
+    image = rgb.convert(mode)
+    enhancer = ImageEnhance.Brightness if op == "brightness" else ImageEnhance.Contrast
+    assert apply(op, image, factor=factor).tobytes() == enhancer(image).enhance(factor).tobytes()
 
 
 # -- overlay and output ----------------------------------------------------------------------
