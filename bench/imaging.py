@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/imaging.py [--quick] [--ops a,b] [--images 12mp,1mp,png2k]
                                       [--modes throughput,latency] [--rounds N] [--memory]
-                                      [--verify] [--breakdown] [--prototypes]
+                                      [--verify] [--breakdown]
 
 Every registered operation runs on three images made here (a photo-like 12 MP JPEG, a 1 MP
 JPEG and a 2K PNG), once through `shared.imaging.run` and once through the idiomatic pyvips
@@ -24,8 +24,6 @@ libraries produce the same format and dimensions (and logs the mean pixel differ
 stdout carries only JSON lines (one per case, a summary, and with `--memory` one per 12 MP
 operation with its peak RSS); progress and warnings go to stderr. `--breakdown` instead
 prints decode / op / encode times for both libraries (see `Worker.breakdown`).
-`--prototypes` adds a third, interleaved contestant: pixelpipe with the byte-identical
-techniques of bench/imaging_prototypes.py patched in (a what-if; extra `prototypes_*` keys).
 """
 
 from __future__ import annotations
@@ -460,15 +458,9 @@ def pixelpipe_chain(op: str, width: int, height: int) -> Any:
 class Worker:
     """A process holding both libraries, the images, and every case, warm."""
 
-    def __init__(
-        self, images: dict[str, bytes], warm: dict[str, bytes], prototypes: bool = False
-    ) -> None:
+    def __init__(self, images: dict[str, bytes], warm: dict[str, bytes]) -> None:
         os.environ.setdefault("VIPS_WARNING", "0")
         self.pyvips = _pyvips()
-        if prototypes:  # bench/imaging_prototypes.py's techniques, patched in memory
-            from bench.imaging_prototypes import apply_prototypes
-
-            apply_prototypes()
         from shared.imaging import run
 
         self.run_pp = run
@@ -605,9 +597,8 @@ def _worker_main(
     barrier: Any,
     images: dict[str, bytes],
     warm: dict[str, bytes],
-    prototypes: bool = False,
 ) -> None:
-    worker = Worker(images, warm, prototypes)
+    worker = Worker(images, warm)
     while True:
         message = conn.recv()
         kind, args = message[0], message[1:]
@@ -640,7 +631,6 @@ class Pool:
         images: dict[str, bytes],
         warm: dict[str, bytes],
         count: int = 2,
-        prototypes: bool = False,
     ) -> None:
         ctx = mp.get_context("spawn")
         self.barrier = ctx.Barrier(count)
@@ -649,7 +639,7 @@ class Pool:
             parent, child = ctx.Pipe()
             proc = ctx.Process(
                 target=_worker_main,
-                args=(child, self.barrier, images, warm, prototypes),
+                args=(child, self.barrier, images, warm),
                 daemon=True,
             )
             proc.start()
@@ -725,12 +715,10 @@ def run_cases(
 ) -> list[tuple[float, str]]:
     """Every case, round after round (a burst of machine noise spoils one round of many
     cases, not every round of one); within a round the contestants take turns in a rotating
-    order (AB, BA, ... or ABC, BCA, CAB with --prototypes). Slow cases (over SLOW_ROUND
+    order (AB, BA, ...). Slow cases (over SLOW_ROUND
     seconds a round) stop after three rounds. Returns (ratio, case) for every case."""
     # contestant -> (pool, library the worker runs)
     contestants = {"pixelpipe": (pools["plain"], "pixelpipe"), "pyvips": (pools["plain"], "pyvips")}
-    if "prototypes" in pools:
-        contestants["prototypes"] = (pools["prototypes"], "pixelpipe")
     names = list(contestants)
     keys = [(image, op, mode) for image, op in cases for mode in modes]
     per: dict[tuple[str, str, str], dict[str, list[float]]] = {
@@ -756,7 +744,6 @@ def run_cases(
         log(f"[bench] round {r + 1}/{rounds} done ({elapsed:.0f}s, load average {load:.1f})")
 
     ratios: list[tuple[float, str]] = []
-    proto_ratios: list[tuple[float, str]] = []
     for key in keys:
         image, op, mode = key
         if sizes[key]["pixelpipe"] != sizes[key]["pyvips"]:
@@ -777,24 +764,13 @@ def run_cases(
             "reference_per_s": round(ref, 3),
             "ratio": round(ratio, 3),
         }
-        if "prototypes" in medians:  # what-if: pixelpipe with the prototyped techniques
-            proto_ratio = medians["prototypes"] / ref
-            proto_ratios.append((proto_ratio, case))
-            record["prototypes_per_s"] = round(medians["prototypes"], 3)
-            record["prototypes_ratio"] = round(proto_ratio, 3)
         emit(record)
         spread = " / ".join(f"{min(v):.2f}-{max(v):.2f}" for v in per[key].values())
-        extra = f", prototypes {record['prototypes_ratio']:.2f}" if proto_ratios else ""
         log(
-            f"[bench] {case}: {pp:.2f}/s vs {ref:.2f}/s = {ratio:.2f}{extra} "
+            f"[bench] {case}: {pp:.2f}/s vs {ref:.2f}/s = {ratio:.2f} "
             f"(n={len(per[key]['pixelpipe'])}, ranges {spread})"
         )
-    if proto_ratios:
-        PROTOTYPE_RATIOS.extend(proto_ratios)
     return ratios
-
-
-PROTOTYPE_RATIOS: list[tuple[float, str]] = []
 
 
 # -- Memory (a fresh process per measurement) ---------------------------------------------
@@ -805,12 +781,8 @@ def _rss_kb() -> dict[str, int]:
     return {k: int(re.search(rf"{k}:\s+(\d+)", text).group(1)) for k in ("VmHWM", "VmRSS")}  # type: ignore[union-attr]
 
 
-def memory_child(lib: str, image_path: str, op: str, threads: int, prototypes: bool) -> None:
+def memory_child(lib: str, image_path: str, op: str, threads: int) -> None:
     """Peak RSS of one operation above the process's settled baseline, in MB (stdout JSON)."""
-    if prototypes and lib == "pixelpipe":
-        from bench.imaging_prototypes import apply_prototypes
-
-        apply_prototypes()
     data = Path(image_path).read_bytes()
     width, height, fmt = IMAGES["12mp"]
     warm_im = make_photo(96, 64)
@@ -851,15 +823,14 @@ def memory_child(lib: str, image_path: str, op: str, threads: int, prototypes: b
     print(json.dumps({"peak_mb": round((peak - base) * 1024 / MB, 1), "method": method}))
 
 
-def measure_memory(image_data: bytes, ops: list[str], prototypes: bool = False) -> None:
+def measure_memory(image_data: bytes, ops: list[str]) -> None:
     """Peak RSS for each 12 MP operation (pixelpipe threads=2, pyvips concurrency 2)."""
     width, height, _ = IMAGES["12mp"]
     decoded = width * height * 3 / MB
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "12mp.jpg"
         path.write_bytes(image_data)
-        libs = [*LIBS, "prototypes"] if prototypes else list(LIBS)
-        jobs = [(op, lib) for op in ops for lib in libs]
+        jobs = [(op, lib) for op in ops for lib in LIBS]
         running: list[tuple[str, str, subprocess.Popen[str]]] = []
         found: dict[tuple[str, str], float] = {}
 
@@ -874,10 +845,7 @@ def measure_memory(image_data: bytes, ops: list[str], prototypes: bool = False) 
         for op, lib in jobs:  # two at a time: memory is not timing-sensitive
             if len(running) >= 2:
                 reap(running.pop(0))
-            child_lib = "pixelpipe" if lib == "prototypes" else lib
-            cmd = [sys.executable, __file__, "--_memory-child", child_lib, str(path), op, "2"]
-            if lib == "prototypes":
-                cmd.append("--prototypes")
+            cmd = [sys.executable, __file__, "--_memory-child", lib, str(path), op, "2"]
             running.append(
                 (
                     op,
@@ -903,8 +871,6 @@ def measure_memory(image_data: bytes, ops: list[str], prototypes: bool = False) 
         }
         if (op, "pyvips") in found:
             record["reference_peak_mb"] = found[(op, "pyvips")]
-        if (op, "prototypes") in found:
-            record["prototypes_peak_mb"] = found[(op, "prototypes")]
         emit(record)
 
 
@@ -928,12 +894,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--breakdown", action="store_true", help="decode/op/encode times instead of the bench"
     )
     parser.add_argument("--reps", type=int, default=5, help="--breakdown: runs per part")
-    parser.add_argument(
-        "--prototypes",
-        action="store_true",
-        help="also run pixelpipe with bench/imaging_prototypes.py's techniques patched in "
-        "(a what-if third contestant, interleaved; extra prototypes_* keys)",
-    )
     parser.add_argument("--_memory-child", nargs=4, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -952,7 +912,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args._memory_child:
         lib, path, op, threads = args._memory_child
-        memory_child(lib, path, op, int(threads), args.prototypes)
+        memory_child(lib, path, op, int(threads))
         return 0
 
     from shared.imaging import REGISTRY
@@ -978,9 +938,6 @@ def main(argv: list[str]) -> int:
     data, warm = make_images(images)
     pool = Pool(data, warm)
     pools = {"plain": pool}
-    if args.prototypes:  # a second pair of workers with the techniques patched in
-        pools["prototypes"] = Pool(data, warm, prototypes=True)
-        log("[bench] + pixelpipe with bench/imaging_prototypes.py's techniques ('prototypes')")
     try:
         for each in pools.values():
             each.call([0, 1], "warmup", sorted({op for _, op in cases}))
@@ -1014,7 +971,7 @@ def main(argv: list[str]) -> int:
     if memory and "12mp" in images:
         mem_started = time.perf_counter()
         ops_12mp = [op for image, op in cases if image == "12mp"]
-        measure_memory(data["12mp"], ops_12mp, args.prototypes)
+        measure_memory(data["12mp"], ops_12mp)
         log(f"[bench] memory done ({time.perf_counter() - mem_started:.0f}s)")
 
     if ratios:
@@ -1028,10 +985,6 @@ def main(argv: list[str]) -> int:
             "worst_case": worst[1],
             "cases": len(ratios),
         }
-        if PROTOTYPE_RATIOS:
-            logs = [math.log(r) for r, _ in PROTOTYPE_RATIOS]
-            summary["prototypes_geomean_ratio"] = round(math.exp(sum(logs) / len(logs)), 3)
-            summary["prototypes_min_ratio"] = round(min(PROTOTYPE_RATIOS)[0], 3)
         emit(summary)
     log(f"[bench] done in {time.perf_counter() - started:.0f}s")
     return 0
