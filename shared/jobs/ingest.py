@@ -23,10 +23,11 @@ import logging
 from typing import Any
 
 from shared.errors import ClientError, PayloadTooLarge, PixelpipeError
+from shared.filenames import base_name
 from shared.imaging.decode import validate
 from shared.imaging.formats import FORMATS
 from shared.jobs.model import Job, JobStatus, iso, utcnow
-from shared.jobs.service import UPLOADS_PREFIX, JobService, safe_filename
+from shared.jobs.service import UPLOADS_PREFIX, JobService
 from shared.jobs.spec import JobSpec
 from shared.runtime import Runtime
 from shared.storage.clients import INBOX, JOBS_QUEUE, ORIGINALS, OUTBOX, QUARANTINE
@@ -119,7 +120,7 @@ def ingest_blob(rt: Runtime, name: str, content: bytes | None = None) -> Job | N
                 source_blob=source_blob,
                 output_container=OUTBOX,
                 output_prefix=f"{prefix_path}{stem}/",
-                filename=safe_filename(name),
+                filename=base_name(name, "image"),
                 origin="blob",
                 source=probe.to_dict(),
                 spec=spec.to_dict(),

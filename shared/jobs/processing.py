@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import NotFound, OperationTimeout, OutputConflict, PixelpipeError, Unavailable
+from shared.imaging.formats import FORMATS
 from shared.imaging.parallel import default_threads
 from shared.imaging.pipeline import Chain, run
-from shared.jobs.model import Job, JobStatus, Operation, OpStatus, Output
-from shared.jobs.service import job_document, output_filename
+from shared.jobs.model import Job, JobStatus, Operation, OpStatus, Output, iso
+from shared.jobs.service import job_document, operation_entry, output_filename
 from shared.jobs.webhooks import deliver
 from shared.runtime import Runtime
 from shared.security.secrets import SecretError
@@ -102,7 +103,6 @@ def dispatch_tasks(rt: Runtime, job: Job, operations: list[Operation]) -> list[O
         if op.status.terminal:
             continue
         fmt = op.chain.output_format(source_format)
-        extension = output_filename(job, op.name, fmt).rsplit(".", 1)[1]
         tasks.append(
             OpTask(
                 job.id,
@@ -112,7 +112,7 @@ def dispatch_tasks(rt: Runtime, job: Job, operations: list[Operation]) -> list[O
                 job.source_container,
                 job.source_blob,
                 job.output_container,
-                f"{job.output_prefix}{op.name}.{extension}",
+                f"{job.output_prefix}{op.name}.{FORMATS[fmt].extension}",
                 output_filename(job, op.name, fmt),
             )
         )
@@ -267,12 +267,7 @@ def manifest(job: Job, operations: list[Operation]) -> dict[str, Any]:
     """The manifest written next to the outputs: deterministic for a terminal job."""
     entries = []
     for op in operations:
-        entry: dict[str, Any] = {
-            "index": op.index,
-            "name": op.name,
-            "op": op.op,
-            "status": op.status.value,
-        }
+        entry = operation_entry(op)
         if op.output is not None:
             blob = op.output.blob
             entry["output"] = {
@@ -284,16 +279,12 @@ def manifest(job: Job, operations: list[Operation]) -> dict[str, Any]:
                 "bytes": op.output.bytes,
                 "sha256": op.output.sha256,
             }
-        if op.error:
-            entry["error"] = {"code": op.error.get("code"), "message": op.error.get("message")}
         entries.append(entry)
     return {
         "job": job.id,
         "status": job.status.value,
-        "createdAt": job.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "completedAt": job.completed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if job.completed_at
-        else None,
+        "createdAt": iso(job.created_at),
+        "completedAt": iso(job.completed_at),
         "source": job.source,
         "operations": entries,
     }

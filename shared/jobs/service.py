@@ -9,12 +9,12 @@ upload therefore leaves nothing behind, and every write is safe to repeat.
 from __future__ import annotations
 
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from shared.errors import EmptyBody, InvalidRequest, NotFound, PayloadTooLarge
+from shared.filenames import ascii_name, base_name
 from shared.imaging.decode import validate
 from shared.imaging.formats import FORMATS
 from shared.jobs.model import JOB_ID, Job, JobStatus, Operation, OpStatus, Output, iso, utcnow
@@ -31,8 +31,8 @@ __all__ = [
     "Submission",
     "job_document",
     "new_job_id",
+    "operation_entry",
     "output_filename",
-    "safe_filename",
 ]
 
 UPLOADS_PREFIX = "uploads/"
@@ -41,13 +41,6 @@ TERMINAL = ("succeeded", "partial", "failed")
 
 def new_job_id() -> str:
     return secrets.token_hex(16)
-
-
-def safe_filename(name: str | None, default: str = "image") -> str:
-    """The base name of a client-supplied file name: no directories, no control characters."""
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    base = "".join(c for c in base if unicodedata.category(c)[0] != "C").strip(". ")
-    return base[:150] or default
 
 
 def output_filename(job: Job, name: str, fmt: str) -> str:
@@ -67,17 +60,26 @@ def public_status(job: Job) -> str:
     return JobStatus.QUEUED.value if job.status is JobStatus.AWAITING_UPLOAD else job.status.value
 
 
+def operation_entry(op: Operation) -> dict[str, Any]:
+    """An operation as the job document and the manifest both describe it (its error, if it
+    failed; each adds its own view of the output)."""
+    entry: dict[str, Any] = {
+        "index": op.index,
+        "name": op.name,
+        "op": op.op,
+        "status": op.status.value,
+    }
+    if op.error:
+        entry["error"] = {"code": op.error.get("code"), "message": op.error.get("message")}
+    return entry
+
+
 def job_document(rt: Runtime, job: Job, operations: list[Operation]) -> dict[str, Any]:
     """The job as GET /api/jobs/<id> shows it, with fresh read-only links to outputs."""
     done = sum(1 for op in operations if op.status.terminal)
     entries = []
     for op in operations:
-        entry: dict[str, Any] = {
-            "index": op.index,
-            "name": op.name,
-            "op": op.op,
-            "status": op.status.value,
-        }
+        entry = operation_entry(op)
         if op.status is OpStatus.SUCCEEDED and op.output is not None:
             url, expires = _output_link(rt, job, op, op.output)
             entry["output"] = {
@@ -89,8 +91,6 @@ def job_document(rt: Runtime, job: Job, operations: list[Operation]) -> dict[str
                 "height": op.output.height,
                 "bytes": op.output.bytes,
             }
-        elif op.status is OpStatus.FAILED and op.error:
-            entry["error"] = {"code": op.error.get("code"), "message": op.error.get("message")}
         entries.append(entry)
     document: dict[str, Any] = {
         "id": job.id,
@@ -193,7 +193,7 @@ class JobService:
             source_blob=source_blob,
             output_container=RESULTS,
             output_prefix=f"{job_id}/",
-            filename=safe_filename(submission.filename),
+            filename=base_name(submission.filename, "image"),
             origin="http",
             source=probe.to_dict(),
             spec=submission.spec.to_dict(),
@@ -313,8 +313,8 @@ class JobService:
         self.check_spec(spec)
         self.limiter.take(principal.key)
         job_id = new_job_id()
-        name = safe_filename(filename)
-        blob = f"{UPLOADS_PREFIX}{job_id}/{_blob_safe(name)}"
+        name = base_name(filename, "image")
+        blob = f"{UPLOADS_PREFIX}{job_id}/{ascii_name(name, 'image', 100)}"
         job = Job(
             id=job_id,
             owner=principal.key,
@@ -339,9 +339,3 @@ class JobService:
             "statusUrl": f"/api/jobs/{job_id}",
             "maxBytes": self.settings.max_blob_bytes,
         }
-
-
-def _blob_safe(name: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in ascii_name).strip("._")
-    return cleaned[:100] or "image"

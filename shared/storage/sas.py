@@ -13,9 +13,7 @@ with an account key (Azurite locally) the account key.
 
 from __future__ import annotations
 
-import re
 import threading
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +21,7 @@ from urllib.parse import quote
 
 from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_blob_sas
 
+from shared.filenames import ascii_name, base_name
 from shared.storage.clients import StorageClients
 
 __all__ = ["SasIssuer", "SignedUrl", "content_disposition"]
@@ -41,23 +40,14 @@ class SignedUrl:
         return self.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
 def content_disposition(filename: str) -> str:
     """`attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266/5987).
 
     Directory parts, control characters and quotes never reach the header.
     """
-    base = filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "download"
-    base = "".join(c for c in base if unicodedata.category(c)[0] != "C")[:150] or "download"
-    ascii_name = (
-        _UNSAFE.sub(
-            "_", unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
-        ).strip("._")
-        or "download"
-    )
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base, safe='')}"
+    base = base_name(filename, "download")
+    fallback = ascii_name(base, "download")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(base, safe='')}"
 
 
 class SasIssuer:
