@@ -22,7 +22,7 @@ from shared.errors import NotFound, OperationTimeout, OutputConflict, PixelpipeE
 from shared.imaging.formats import FORMATS
 from shared.imaging.parallel import default_threads
 from shared.imaging.pipeline import Chain, run
-from shared.jobs.model import Job, JobStatus, Operation, OpStatus, Output, iso
+from shared.jobs.model import Job, JobStatus, Operation, OpStatus, Output, iso, utcnow
 from shared.jobs.service import job_document, operation_entry, output_filename
 from shared.jobs.webhooks import deliver
 from shared.runtime import Runtime
@@ -202,7 +202,8 @@ def fail_operation(rt: Runtime, job_id: str, index: int, error: PixelpipeError) 
 
 
 def finalize(rt: Runtime, job_id: str, *, timed_out: bool) -> dict[str, Any]:
-    """Make the job terminal and write its manifest (last); return the result document."""
+    """Write the manifest (the last of the job's files), then make the job terminal, so a
+    client that sees a terminal job finds every file; return the result document."""
     job, operations = rt.store.get_with_operations(job_id)
     if job is None:
         return {"id": job_id, "status": "deleted"}
@@ -222,13 +223,22 @@ def finalize(rt: Runtime, job_id: str, *, timed_out: bool) -> dict[str, Any]:
             if succeeded == 0
             else JobStatus.PARTIAL
         )
-        job = rt.store.finish(job, status)
+        completed = utcnow()
+        # (If this activity dies between the two writes, its retry finds the manifest already
+        # there, create-only, and the row records the retry's slightly later time.)
+        _write_manifest(rt, job.evolve(status=status, completed_at=completed), operations)
+        job = rt.store.finish(job, status, completed_at=completed)
         if timed_out:
             log.info("job %s hit its deadline", job_id)
+    else:
+        _write_manifest(rt, job, operations)  # a repeated activity: create-only, harmless
+    return job_document(rt, job, operations)
+
+
+def _write_manifest(rt: Runtime, job: Job, operations: list[Operation]) -> None:
     rt.blobs_for(job.output_container).put_json(
         job.output_container, f"{job.output_prefix}manifest.json", manifest(job, operations)
     )
-    return job_document(rt, job, operations)
 
 
 def deliver_job_webhook(rt: Runtime, job_id: str) -> dict[str, Any]:

@@ -163,14 +163,17 @@ class JobStore:
                 continue
         raise RuntimeError(f"operation {job_id}/{index} kept changing")
 
-    def finish(self, job: Job, status: JobStatus, **changes: Any) -> Job:
+    def finish(
+        self, job: Job, status: JobStatus, *, completed_at: datetime | None = None, **changes: Any
+    ) -> Job:
         """Move a job to a terminal state once; a terminal job is returned unchanged."""
         current = job
+        completed_at = completed_at or utcnow()
         for _ in range(5):
             if current.status.terminal:
                 return current
             try:
-                return self.update_job(current, status=status, completed_at=utcnow(), **changes)
+                return self.update_job(current, status=status, completed_at=completed_at, **changes)
             except ResourceModifiedError:
                 fresh = self.get(job.id)
                 if fresh is None:

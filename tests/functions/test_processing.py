@@ -342,3 +342,23 @@ def test_the_blob_trigger_passes_its_bytes_and_they_are_not_read_again(rt, monke
     ingest(stream)
     assert not downloads
     assert inventory(rt)["queues"]["jobs"] == 1
+
+
+def test_the_manifest_exists_before_the_job_is_terminal(rt, monkeypatch):
+    """A client that sees a terminal job finds every file: if the manifest cannot be
+    written, the job is not terminal yet (the activity's retry finishes it)."""
+    job = new_job(rt, [{"op": "flip"}])
+    _, (task,) = tasks_of(rt, job)
+    processing.run_operation(rt, task)
+
+    def storage_down(*args, **kwargs):
+        raise Unavailable("storage is having a moment")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rt.plain_blobs, "put_json", storage_down)
+        with pytest.raises(Unavailable):
+            processing.finalize(rt, job.id, timed_out=False)
+    assert not rt.store.get(job.id).status.terminal
+    assert processing.finalize(rt, job.id, timed_out=False)["status"] == "succeeded"
+    manifest = json.loads(rt.plain_blobs.get(RESULTS, f"{job.id}/manifest.json"))
+    assert manifest["completedAt"] == JobService(rt).get(ALICE, job.id)["completedAt"]
