@@ -194,7 +194,8 @@ def resource(record: dict[str, Any], ports: dict[int, str]) -> tuple[str, str]:
 
 
 def role_of(pid: int, host: Devhost) -> str:
-    if host.process is not None and pid == host.process.pid:
+    process = host.host.process if host.host is not None else None
+    if process is not None and pid == process.pid:
         return "host"
     return f"worker-{pid}"
 
@@ -281,7 +282,8 @@ def report(
 ) -> None:
     lines = [ln for ln in parse_log(host.log_path) if ln.t >= window_start - 0.01]
     records = [r for r in load_records(folder / "rt") if r["t0"] >= window_start]
-    azurite = host.azurite
+    assert host.host is not None
+    azurite = host.host.azurite
     ports = {azurite.blob_port: "blob", azurite.queue_port: "queue", azurite.table_port: "table"}
 
     def res(record: dict[str, Any]) -> tuple[str, str]:

@@ -15,18 +15,26 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from devhost.azurite import Azurite
+from devhost.azurite import ACCOUNT, Azurite, free_ports
 from devhost.config import DATA, PLATFORM_BODY_LIMIT, ROOT, HostConfig, app_settings
 from devhost.issuer import TokenIssuer
+from devhost.wakeup import BELLS_ENV, Doorbell, QueueProxy
 
 log = logging.getLogger("devhost")
 
 AZURITE_PORTS = (10000, 10001, 10002)
+STORAGE_ENV = "DEVHOST_STORAGE"  # devhost's own connection: Azurite itself, no proxy
+PROXY_PORT_ENV = "DEVHOST_QUEUE_PROXY_PORT"
+
+
+def _own_storage() -> str:
+    return os.environ.get(STORAGE_ENV) or os.environ["AzureWebJobsStorage"]
 
 
 def issuer_for(base_url: str) -> TokenIssuer:
@@ -99,14 +107,22 @@ async def _serve(args: argparse.Namespace, storage: Azurite, base_url: str) -> N
 
     config = HostConfig.load()
     index = FunctionIndex.load(route_prefix=config.route_prefix)
+    doorbell = Doorbell.from_env()
+    proxy = None
+    if doorbell is not None:
+        doorbell.open()
+        if os.environ.get(PROXY_PORT_ENV):
+            target = f"http://127.0.0.1:{storage.queue_port}"
+            proxy = await QueueProxy(target, doorbell).start(int(os.environ[PROXY_PORT_ENV]))
     await asyncio.to_thread(runtime)  # storage resources and the first key, once
     host = DevHost(
         index,
         config,
-        os.environ["AzureWebJobsStorage"],
+        _own_storage(),
         base_url,
         issuer_for(base_url),
         body_limit=int(os.environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT", PLATFORM_BODY_LIMIT)),
+        doorbell=doorbell,
     )
     stop = asyncio.Event()
     _stop_on_signals(stop)
@@ -128,6 +144,10 @@ async def _serve(args: argparse.Namespace, storage: Azurite, base_url: str) -> N
     await supervisor
     await host.wait()
     await runner.cleanup()
+    if proxy is not None:
+        await proxy.stop()
+    if doorbell is not None:
+        doorbell.close()
 
 
 class Workers:
@@ -178,24 +198,40 @@ async def _worker(base_url: str) -> None:
 
     config = HostConfig.load()
     index = FunctionIndex.load(route_prefix=config.route_prefix)
-    host = DevHost(index, config, os.environ["AzureWebJobsStorage"], base_url)
+    doorbell = Doorbell.from_env()
+    if doorbell is not None:
+        doorbell.open()
+    host = DevHost(index, config, _own_storage(), base_url, doorbell=doorbell)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     host.start_queue_listeners(stop)
     host.start_durable_loop(stop, orchestrations=False, activities=True)
     await stop.wait()
     await host.wait()
+    if doorbell is not None:
+        doorbell.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     storage, started = _azurite(args)
     base_url = f"http://127.0.0.1:{args.port}"
     try:
-        os.environ.update(
-            app_settings(
-                base_url=base_url, storage=storage.connection_string, isolated=args.isolated
-            )
+        settings = app_settings(
+            base_url=base_url, storage=storage.connection_string, isolated=args.isolated
         )
+        own = settings.get("AzureWebJobsStorage", "")
+        if own == storage.connection_string and storage.scheme == "http":
+            # The app's queue writes go through devhost's proxy, which wakes the listeners
+            # (devhost.wakeup); devhost itself talks to Azurite directly.
+            proxy_port = free_ports(1)[0]
+            settings["AzureWebJobsStorage"] = own.replace(
+                storage.endpoint(storage.queue_port),
+                f"http://127.0.0.1:{proxy_port}/{ACCOUNT}",
+            )
+            settings[PROXY_PORT_ENV] = str(proxy_port)
+        bells = DATA / "devhost" / f"bells-{args.port}"
+        shutil.rmtree(bells, ignore_errors=True)  # registrations of an earlier run
+        os.environ.update({**settings, STORAGE_ENV: own, BELLS_ENV: str(bells)})
         asyncio.run(_serve(args, storage, base_url))
     finally:
         if started:

@@ -7,6 +7,9 @@ For each queue-triggered function, a listener:
   per process, as in the real host);
 - polls again at once while messages come, and backs off exponentially (from 100 ms up to
   `maxPollingInterval`) while the queue is empty;
+- wakes up at once when any process of the host sends a message to its queue
+  (`devhost.wakeup.Doorbell`, the host's `SharedQueueWatcher`), so a job crossing an idle
+  host does not wait out the backoff at every hop;
 - keeps each running message invisible with a short, renewed lease, so the message of a
   process that dies reappears after `LEASE` seconds for another process to take;
 - decodes `messageEncoding` (base64 by default) and passes a real `func.QueueMessage`;
@@ -36,6 +39,7 @@ from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
 from devhost.config import QueueSettings
 from devhost.faults import find_fault, load_faults
+from devhost.wakeup import Doorbell
 
 __all__ = ["LEASE", "QueueListener"]
 
@@ -57,6 +61,7 @@ class QueueListener:
         *,
         name: str,
         lease: float = LEASE,
+        doorbell: Doorbell | None = None,
     ) -> None:
         self.queue_name = queue
         self.queue: QueueClient = service.get_queue_client(queue)
@@ -67,6 +72,7 @@ class QueueListener:
         self.lease = lease
         self.running: set[asyncio.Task[None]] = set()
         self.faults = load_faults()
+        self.doorbell = doorbell
 
     async def _ensure(self) -> None:
         for client in (self.queue, self.poison):
@@ -94,10 +100,15 @@ class QueueListener:
                     self.running.add(task)
                     task.add_done_callback(self.running.discard)
                 continue
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=idle)
-            except TimeoutError:
-                pass
+            if self.doorbell is not None:
+                if await self.doorbell.nap(self.queue_name, stop, idle):
+                    idle = MIN_POLL  # a message was just sent here: take it now
+                    continue
+            else:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=idle)
+                except TimeoutError:
+                    pass
             idle = min(idle * 2, max(MIN_POLL, self.settings.max_polling_interval))
         if self.running:
             await asyncio.wait(self.running)
@@ -194,6 +205,8 @@ class QueueListener:
             self.queue_name,
         )
         await self._settle(lambda: self.poison.send_message(message.content))
+        if self.doorbell is not None:
+            self.doorbell.ring(self.poison.queue_name)
         await self._settle(lambda: self.queue.delete_message(message.id, receipt["value"]))
 
     async def _failed(self, message: QueueMessage, receipt: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ from devhost.durable.webhooks import add_durable_routes, client_binding
 from devhost.functions import FunctionIndex, FunctionInfo, http_request
 from devhost.issuer import TokenIssuer
 from devhost.queues import QueueListener
+from devhost.wakeup import Doorbell
 
 __all__ = ["DevHost"]
 
@@ -53,6 +54,7 @@ class DevHost:
     issuer: TokenIssuer | None = None  # main process only
     body_limit: int = PLATFORM_BODY_LIMIT
     durable: Any = None
+    doorbell: Doorbell | None = None  # wake-ups between the host's processes
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -60,7 +62,10 @@ class DevHost:
             from devhost.durable.storage import AzuriteDurableHost
 
             self.durable = AzuriteDurableHost(
-                self.connection_string, self.index.durable, hub=self.config.hub_name
+                self.connection_string,
+                self.index.durable,
+                hub=self.config.hub_name,
+                on_send=self.doorbell.ring if self.doorbell is not None else None,
             )
         self.client_json = client_binding(self.base_url, self.config.hub_name)
         self.routes = self.index.http_routes()
@@ -204,6 +209,7 @@ class DevHost:
                 handler,
                 self.config.queues,
                 name=function.name,
+                doorbell=self.doorbell,
             )
             self.tasks.append(asyncio.create_task(listener.run(stop)))
 
@@ -223,16 +229,19 @@ class DevHost:
     def start_durable_loop(
         self, stop: asyncio.Event, *, orchestrations: bool, activities: bool
     ) -> None:
+        names = getattr(self.durable, "names", None)
         if orchestrations:
+            queue = names.control_queue if names is not None else None
             self.tasks.append(
-                asyncio.create_task(self._loop(stop, self.durable.process_orchestrations))
+                asyncio.create_task(self._loop(stop, self.durable.process_orchestrations, queue))
             )
         if activities:
+            queue = names.workitem_queue if names is not None else None
             self.tasks.append(
-                asyncio.create_task(self._loop(stop, self.durable.process_activities))
+                asyncio.create_task(self._loop(stop, self.durable.process_activities, queue))
             )
 
-    async def _loop(self, stop: asyncio.Event, step: Any) -> None:
+    async def _loop(self, stop: asyncio.Event, step: Any, queue: str | None) -> None:
         max_idle = max(FIRST_IDLE_POLL, self.config.durable_max_poll)
         idle = FIRST_IDLE_POLL
         while not stop.is_set():
@@ -244,10 +253,15 @@ class DevHost:
             if done:
                 idle = FIRST_IDLE_POLL
                 continue
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=idle)
-            except TimeoutError:
-                pass
+            if self.doorbell is not None and queue is not None:
+                if await self.doorbell.nap(queue, stop, idle):
+                    idle = FIRST_IDLE_POLL
+                    continue
+            else:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=idle)
+                except TimeoutError:
+                    pass
             idle = min(idle * 2, max_idle)
 
     async def wait(self) -> None:

@@ -497,6 +497,7 @@ class AzuriteDurableHost:
         defer_seconds: int = 1,
         max_activity_deliveries: int = 10,
         create_resources: bool = True,
+        on_send: Callable[[str], None] | None = None,
     ) -> None:
         if lease_seconds < 1 or activity_lease_seconds < 1 or defer_seconds < 0:
             raise ValueError("leases are whole seconds, at least 1")
@@ -506,6 +507,7 @@ class AzuriteDurableHost:
         self.activity_lease_seconds = activity_lease_seconds
         self.defer_seconds = defer_seconds
         self.max_activity_deliveries = max_activity_deliveries
+        self._on_send = on_send  # told the queue's name when a message is visible at once
         self._orchestrators: dict[str, tuple[str, OrchestratorFunction]] = {}
         self._activities: dict[str, tuple[str, ActivityFunction]] = {}
         for name, orchestrator in {
@@ -1219,7 +1221,10 @@ class AzuriteDurableHost:
                 {"mid": envelope["mid"], "instanceId": envelope["instanceId"], "blob": blob}
             )
         visibility = min(max(0, math.ceil(delay)), _MAX_VISIBILITY)
-        return queue.send_message(text, visibility_timeout=visibility, time_to_live=-1)
+        sent = queue.send_message(text, visibility_timeout=visibility, time_to_live=-1)
+        if visibility == 0 and self._on_send is not None:
+            self._on_send(queue.queue_name)
+        return sent
 
     def _open(self, queued: QueueMessage) -> tuple[dict[str, Any] | None, str | None]:
         """A message's envelope (fetched from its blob if offloaded) and that blob's name."""
