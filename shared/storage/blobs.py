@@ -33,7 +33,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, BlobServiceClient, ContentSettings
 
-from shared.errors import DecryptionFailed, NotFound, Unavailable
+from shared.errors import DecryptionFailed, NotFound, PixelpipeError, Unavailable
 from shared.security.kek import KeyRing, decryption_error, encryption_kid
 
 __all__ = ["BlobStore", "EncryptedBlobStore", "PutResult", "sha256_hex"]
@@ -173,18 +173,28 @@ class EncryptedBlobStore(BlobStore):
         return client
 
     def get(self, container: str, name: str) -> bytes:
+        """The decrypted blob: two round trips (the SDK reads the envelope from the blob's
+        properties, then downloads); a failure costs a third, to say exactly what failed."""
         blob = self._blob(container, name)
-        try:
-            props = blob.get_blob_properties()
-        except ResourceNotFoundError:
-            raise NotFound(f"{container}/{name} does not exist.") from None
-        kid = encryption_kid(props.metadata)
-        if kid is None:
-            raise DecryptionFailed(f"{container}/{name} is not encrypted; refusing to read it.")
-        self.ring.resolve(kid)  # fails fast, with the kid, if the key is gone
         try:
             return blob.download_blob().readall()
         except ResourceNotFoundError:
             raise NotFound(f"{container}/{name} does not exist.") from None
-        except HttpResponseError as exc:
-            raise decryption_error(exc, kid=kid) from exc
+        except (HttpResponseError, ValueError) as exc:
+            raise self._unreadable(blob, container, name, exc) from exc
+
+    def _unreadable(
+        self, blob: BlobClient, container: str, name: str, exc: BaseException
+    ) -> PixelpipeError:
+        try:
+            props = blob.get_blob_properties()
+        except ResourceNotFoundError:
+            return NotFound(f"{container}/{name} does not exist.")
+        kid = encryption_kid(props.metadata)
+        if kid is None:
+            return DecryptionFailed(f"{container}/{name} is not encrypted; refusing to read it.")
+        try:
+            self.ring.resolve(kid)  # the key is gone or disabled: that is the error
+        except PixelpipeError as missing:
+            return missing
+        return decryption_error(exc, kid=kid)

@@ -88,6 +88,9 @@ _DEV_KEY = (
 )
 
 
+DOWNLOAD_BLOCK_BYTES = 1 << 20
+
+
 @dataclass(frozen=True)
 class Endpoints:
     blob: str
@@ -174,7 +177,13 @@ class StorageClients:
 
     @cached_property
     def blob_service(self) -> BlobServiceClient:
-        return BlobServiceClient(self.endpoints.blob, credential=self._credential_for())
+        # Downloads are read in 1 MiB pieces, not azure-core's default 4 KiB: a 12 MP
+        # original is then a few reads instead of ~700 trips through the Python stack.
+        return BlobServiceClient(
+            self.endpoints.blob,
+            credential=self._credential_for(),
+            connection_data_block_size=DOWNLOAD_BLOCK_BYTES,
+        )
 
     @cached_property
     def queue_service(self) -> QueueServiceClient:

@@ -157,3 +157,24 @@ def test_outputs_kept_encrypted_are_streamed_decrypted_through_the_api(rt, monke
     )
     processing.finalize(rt, job.id, timed_out=False)  # the manifest is encrypted too
     assert kid_of(rt, task.output_container, f"{job.id}/manifest.json")
+
+
+def test_a_plain_or_damaged_or_missing_private_blob_is_refused_with_a_clear_error(rt):
+    from shared.errors import NotFound
+
+    rt.clients.container(ORIGINALS).upload_blob("planted.jpg", images.jpeg())
+    with pytest.raises(DecryptionFailed) as err:
+        rt.private_blobs.get(ORIGINALS, "planted.jpg")
+    assert "not encrypted" in err.value.message
+    job = submit(rt)
+    kid = kid_of(rt, ORIGINALS, job.source_blob)
+    stored = bytearray(raw(rt, ORIGINALS, job.source_blob))
+    stored[-20] ^= 0xFF  # the AES-GCM tag no longer matches
+    blob = rt.clients.container(ORIGINALS).get_blob_client(job.source_blob)
+    metadata = blob.get_blob_properties().metadata
+    blob.upload_blob(bytes(stored), overwrite=True, metadata=metadata)
+    with pytest.raises(DecryptionFailed) as err:
+        rt.private_blobs.get(ORIGINALS, job.source_blob)
+    assert err.value.kid == kid
+    with pytest.raises(NotFound):
+        rt.private_blobs.get(ORIGINALS, "never-written.jpg")
