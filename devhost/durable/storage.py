@@ -13,12 +13,15 @@ Resources (for task hub `<hub>`: 3-45 letters and digits, starting with a letter
                                      Name, ExecutionId, RuntimeStatus, CreatedTime,
                                      LastUpdatedTime, Input/Output/CustomStatus (JSON text, when
                                      under 30,000 characters; else listed in LargeFields and kept
-                                     in the state blob only), FailureDetails, StateBlob,
+                                     in the state only), FailureDetails, State or StateBlob,
                                      LeaseOwner, LeaseUntil
-    container  <hub>-durable         instances/<quoted id>/<execution>/<n>.json: the state of an
-                                     execution (history, input, output, custom status, recently
-                                     applied message ids); messages/<uuid>.json: bodies of queue
-                                     messages over 32 KB
+                                     State: the state of the execution (history, input,
+                                     output, custom status, recently applied message ids) as
+                                     JSON, when it is under 30,000 characters: a job's whole
+                                     state is then one row, read and written in one request
+    container  <hub>-durable         instances/<quoted id>/<execution>/<n>.json: a state too
+                                     large for the row (StateBlob names it);
+                                     messages/<uuid>.json: bodies of queue messages over 32 KB
     queue      <hub>-control         messages to orchestrations: ExecutionStarted, EventRaised,
                                      ExecutionTerminated, TaskCompleted/TaskFailed, TimerFired
     queue      <hub>-workitems       activities to run
@@ -48,7 +51,8 @@ The work loop (`process_orchestrations`, `process_activities`; `run_until` loops
         1. dispatch: send the episode's activities to the work-item queue and its timers as
            TimerFired control messages made invisible until their fire time (whole seconds,
            rounded up; a timer further out than the queue allows is re-sent when it surfaces);
-        2. write the new state to a NEW blob;
+        2. write the new state to a NEW blob (unless it fits in the row: then it is part
+           of the commit's write);
         3. commit: replace the row, ETag-guarded by the lease, pointing to the new blob with
            the new status and the lease cleared - the one write that makes the episode count;
         4. delete the previous state blob, then the consumed messages.
@@ -94,7 +98,7 @@ Call `process_orchestrations`/`process_activities` from plain threads, not from 
 running an event loop (`registry.invoke_activity` runs async activities with `asyncio.run`).
 
 What differs from the real Azure Storage provider: one control queue (no partitions and no
-partition leases: a lease per instance instead), the history as one JSON blob per execution
+partition leases: a lease per instance instead), the history as one JSON text per execution
 rather than a History table, no extended sessions or in-memory instance cache (every
 episode reads its state), no suspend/resume/rewind, timers only to whole seconds, activity
 poison handling by delivery count, and the history stores inputs as the SDK produced them
@@ -279,6 +283,7 @@ class _Row:
     large: frozenset[str]
     failure_details: str | None
     state_blob: str
+    state_inline: str | None  # the state's JSON when it fits in the row (no blob then)
     lease_owner: str
     lease_until: datetime
     etag: str
@@ -299,6 +304,7 @@ class _Row:
             large=frozenset(large.split(",")) - {""},
             failure_details=entity.get("FailureDetails"),
             state_blob=entity.get("StateBlob") or "",
+            state_inline=entity.get("State") or None,
             lease_owner=entity.get("LeaseOwner") or "",
             lease_until=_aware(entity.get("LeaseUntil") or _NOT_LEASED),
             etag=etag,
@@ -306,6 +312,10 @@ class _Row:
 
     def leased_at(self, now: datetime) -> bool:
         return bool(self.lease_owner) and self.lease_until > now
+
+    @property
+    def has_state(self) -> bool:
+        return bool(self.state_blob or self.state_inline)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -325,6 +335,7 @@ def _row_entity(
     custom_status_json: str | None,
     failure_details: str | None,
     state_blob: str,
+    state_inline: str | None = None,
     lease_owner: str = "",
     lease_until: datetime = _NOT_LEASED,
 ) -> dict[str, Any]:
@@ -340,6 +351,8 @@ def _row_entity(
         "LeaseOwner": lease_owner,
         "LeaseUntil": lease_until,
     }
+    if state_inline is not None:
+        entity["State"] = state_inline
     large = []
     for prop, value in (
         ("Input", input_json),
@@ -599,7 +612,7 @@ class AzuriteDurableHost:
         sent = self._send_control(instance_id, execution_id, event)  # first: see the docstring
         state_blob = ""
         if input_json is not None and len(input_json) > _MAX_ROW_TEXT:
-            state_blob = self._write_state(instance_id, _Stored(name, execution_id, input_json))
+            state_blob, _ = self._write_state(instance_id, _Stored(name, execution_id, input_json))
         entity = _row_entity(
             instance_id=instance_id,
             name=name,
@@ -683,7 +696,7 @@ class AzuriteDurableHost:
         if row is None:
             raise InstanceNotFoundError(f"No instance with ID '{instance_id}' found.")
         input_json = row.input
-        if "Input" in row.large and row.state_blob:
+        if "Input" in row.large and row.has_state:
             input_json = self._read_state(row).input
         return self.start_new(row.name, None if new_instance_id else instance_id, input_json)
 
@@ -700,7 +713,7 @@ class AzuriteDurableHost:
         row = self._read_row(instance_id)
         if row is None:
             return None
-        stored = self._read_state(row) if (row.large or show_history) and row.state_blob else None
+        stored = self._read_state(row) if (row.large or show_history) and row.has_state else None
         body = self._status(row, stored, show_input=show_input)
         if show_history:
             history = stored.history if stored else []
@@ -712,7 +725,7 @@ class AzuriteDurableHost:
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The stored history of the instance's current execution (raw events)."""
         row = self._read_row(instance_id)
-        if row is None or not row.state_blob:
+        if row is None or not row.has_state:
             return []
         return self._read_state(row).history
 
@@ -840,7 +853,7 @@ class AzuriteDurableHost:
             logger.debug("durable: instance %s is leased elsewhere; deferring", instance_id)
             self._defer(messages)
             return 0
-        stored = self._read_state(row) if row is not None and row.state_blob else None
+        stored = self._read_state(row) if row is not None and row.has_state else None
         plan = _plan(row, stored, messages, now)
         for message in plan.drop:
             logger.debug(
@@ -1046,7 +1059,7 @@ class AzuriteDurableHost:
         """Write the new state blob, then swing the row to it (ETag-guarded); whether the
         episode was committed."""
         instance_id = decision.state.instance_id
-        blob = self._write_state(instance_id, stored)
+        blob, inline = self._write_state(instance_id, stored)
         entity = _row_entity(
             instance_id=instance_id,
             name=stored.name,
@@ -1059,6 +1072,7 @@ class AzuriteDurableHost:
             custom_status_json=stored.custom_status,
             failure_details=decision.failure_details,
             state_blob=blob,
+            state_inline=inline,
         )
         try:
             self._table.update_entity(
@@ -1159,7 +1173,7 @@ class AzuriteDurableHost:
         return rows
 
     def _status(self, row: _Row, stored: _Stored | None, *, show_input: bool) -> dict[str, Any]:
-        if row.large and stored is None and row.state_blob:
+        if row.large and stored is None and row.has_state:
             stored = self._read_state(row)
         input_json, output_json, custom_json = row.input, row.output, row.custom_status
         if stored is not None:
@@ -1178,15 +1192,20 @@ class AzuriteDurableHost:
         ).to_json()
 
     def _read_state(self, row: _Row) -> _Stored:
+        if row.state_inline is not None:
+            return _Stored.from_json(json.loads(row.state_inline))
         data = json.loads(self._container.download_blob(row.state_blob).readall())
         return _Stored.from_json(data)
 
-    def _write_state(self, instance_id: str, stored: _Stored) -> str:
+    def _write_state(self, instance_id: str, stored: _Stored) -> tuple[str, str | None]:
+        """Where the new state lives: `("", json)` to keep it in the row when it fits (no
+        blob to write, read or delete), else `(blob name, None)` for a NEW blob."""
+        text = json.dumps(stored.to_json(), separators=(",", ":"))
+        if len(text) <= _MAX_ROW_TEXT:
+            return "", text
         name = f"{_instance_prefix(instance_id)}{stored.execution_id}/{uuid.uuid4().hex}.json"
-        self._container.upload_blob(
-            name, json.dumps(stored.to_json(), separators=(",", ":")), overwrite=True
-        )
-        return name
+        self._container.upload_blob(name, text, overwrite=True)
+        return name, None
 
     def _delete_blob(self, name: str | None) -> None:
         if not name:

@@ -483,6 +483,27 @@ def test_two_hosts_never_run_two_episodes_of_one_instance_at_once(
 # -- payloads beyond the table's and the queue's limits --------------------------------------
 
 
+def test_a_small_state_lives_in_the_row_and_moves_to_a_blob_when_it_grows(
+    azurite: Azurite, host: AzuriteDurableHost
+) -> None:
+    container = BlobServiceClient.from_connection_string(
+        azurite.connection_string
+    ).get_container_client(host.names.container)
+    instance_id = host.start_new("chain", None, "3")
+    drain(host)
+    assert wait_done(host, instance_id)["runtimeStatus"] == "Completed"
+    assert count_events(host, instance_id, EventType.TASK_COMPLETED) == 2
+    assert host.get_status(instance_id)["output"] == {"first": 6, "second": 12}
+    assert not list(container.list_blobs())  # every episode: one row write, no blob
+    # The same instance with a state too large for a row: a blob, and the row's copy goes.
+    big = host.start_new("big", None, json.dumps("p" * 40_000))
+    drain(host)
+    host.raise_event(big, "big", json.dumps("e" * 10))
+    drain(host)
+    assert host.get_status(big)["runtimeStatus"] == "Completed"
+    assert len(list(container.list_blobs(name_starts_with="instances/"))) == 1
+
+
 def test_large_inputs_outputs_and_events_go_through_blobs(
     azurite: Azurite, host: AzuriteDurableHost
 ) -> None:
