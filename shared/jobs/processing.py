@@ -123,8 +123,7 @@ def enqueue(rt: Runtime, job: Job, tasks: list[OpTask]) -> Job:
     """Fan out (once): one `ops` message per task, then mark the job dispatched."""
     if job.dispatched:
         return job
-    for task in tasks:
-        rt.send(OPS_QUEUE, task.to_message())
+    rt.send_many(OPS_QUEUE, [task.to_message() for task in tasks])
     return rt.store.mark_dispatched(job)
 
 

@@ -54,6 +54,21 @@ def test_dispatch_fans_out_once(rt):
     assert sorted((OpTask.from_message(m) for m in messages), key=lambda t: t.index) == tasks
 
 
+def test_a_large_fan_out_sends_every_message_once_and_reports_a_failed_send(rt):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    ops = [{"op": "resize", "width": 10 + i, "name": f"r{i}"} for i in range(20)]
+    job, tasks = tasks_of(rt, new_job(rt, ops))
+    processing.enqueue(rt, job, tasks)  # 20 messages, sent side by side
+    received = []
+    queue = rt.clients.queue(OPS_QUEUE)
+    while batch := list(queue.receive_messages(messages_per_page=32, max_messages=32)):
+        received += [OpTask.from_message(json.loads(m.content)).index for m in batch]
+    assert sorted(received) == list(range(20))
+    with pytest.raises(ResourceNotFoundError):  # the dispatch fails, so its message returns
+        rt.send_many("no-such-queue", [{"n": i} for i in range(3)])
+
+
 def test_worker_runs_an_operation_and_records_it(rt):
     job = new_job(rt, [{"op": "resize", "width": 64}])
     _, (task,) = tasks_of(rt, job)
