@@ -267,3 +267,16 @@ class DevHost:
     async def wait(self) -> None:
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        await _close_durable_client_session()
+
+
+async def _close_durable_client_session() -> None:
+    """The durable SDK keeps one aiohttp session per process for its client and has no
+    shutdown hook (its own words); a stopping host closes it, so the process exits without
+    'Unclosed client session' noise."""
+    try:
+        from azure.durable_functions.models.utils import http_utils
+
+        await http_utils._close_session()
+    except (ImportError, AttributeError):
+        pass
