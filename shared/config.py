@@ -100,7 +100,8 @@ class Settings:
     imaging_threads: int = setting(
         "PIXELPIPE_IMAGING_THREADS",
         0,
-        "Threads one operation may use for band-parallel filters; 0 means one per CPU core.",
+        "Threads one operation may use for band-parallel filters; 0 shares the CPU cores "
+        "among the operations the process runs at once (all of them for a lone one).",
         group="processing",
     )
     operation_timeout_seconds: float = setting(

@@ -15,6 +15,9 @@ Every step is idempotent: messages are delivered at least once.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +40,7 @@ __all__ = [
     "fail_operation",
     "finalize",
     "operation_outcome",
+    "operation_threads",
     "run_operation",
 ]
 
@@ -134,6 +138,39 @@ def operation_outcome(op: Operation) -> dict[str, Any]:
     return {"status": "failed", "error": op.error or {"code": "INTERNAL"}}
 
 
+class _Running:
+    """How many operations this process is running right now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    @contextmanager
+    def slot(self) -> Iterator[int]:
+        """Count one more while inside; yields the count including this one."""
+        with self._lock:
+            self.count += 1
+            running = self.count
+        try:
+            yield running
+        finally:
+            with self._lock:
+                self.count -= 1
+
+
+_RUNNING = _Running()
+
+
+def operation_threads(configured: int, cores: int, running: int) -> int:
+    """Threads for one operation's band-parallel steps: the configured number, else the
+    cores shared out among the operations the process runs at once. A lone operation uses
+    every core; two side by side (a queue batch) take one each, because splitting bands
+    across cores another operation already keeps busy only adds work."""
+    if configured > 0:
+        return configured
+    return max(1, cores // max(1, running))
+
+
 def run_operation(rt: Runtime, task: OpTask) -> dict[str, Any]:
     """Do one operation and record it. Permanent failures are recorded and returned;
     transient ones raise, so the message comes back."""
@@ -144,13 +181,14 @@ def run_operation(rt: Runtime, task: OpTask) -> dict[str, Any]:
         return operation_outcome(done)  # a redelivered message: nothing to do
     try:
         source = rt.blobs_for(task.source_container).get(task.source_container, task.source_blob)
-        result = run(
-            source,
-            task.chain,
-            limits=rt.settings.limits(),
-            threads=rt.settings.imaging_threads or default_threads(),
-            timeout=rt.settings.operation_timeout_seconds,
-        )
+        with _RUNNING.slot() as running:
+            result = run(
+                source,
+                task.chain,
+                limits=rt.settings.limits(),
+                threads=operation_threads(rt.settings.imaging_threads, default_threads(), running),
+                timeout=rt.settings.operation_timeout_seconds,
+            )
     except PixelpipeError as exc:
         if exc.retryable:
             raise
