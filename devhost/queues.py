@@ -39,7 +39,7 @@ from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
 from devhost.config import QueueSettings
 from devhost.faults import find_fault, load_faults
-from devhost.wakeup import Doorbell
+from devhost.wakeup import Doorbell, idle_wait
 
 __all__ = ["LEASE", "QueueListener"]
 
@@ -100,15 +100,9 @@ class QueueListener:
                     self.running.add(task)
                     task.add_done_callback(self.running.discard)
                 continue
-            if self.doorbell is not None:
-                if await self.doorbell.nap(self.queue_name, stop, idle):
-                    idle = MIN_POLL  # a message was just sent here: take it now
-                    continue
-            else:
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=idle)
-                except TimeoutError:
-                    pass
+            if await idle_wait(self.doorbell, self.queue_name, stop, idle):
+                idle = MIN_POLL  # a message was just sent here: take it now
+                continue
             idle = min(idle * 2, max(MIN_POLL, self.settings.max_polling_interval))
         if self.running:
             await asyncio.wait(self.running)

@@ -32,7 +32,7 @@ from devhost.durable.webhooks import add_durable_routes, client_binding
 from devhost.functions import FunctionIndex, FunctionInfo, http_request
 from devhost.issuer import TokenIssuer
 from devhost.queues import QueueListener
-from devhost.wakeup import Doorbell
+from devhost.wakeup import Doorbell, idle_wait
 
 __all__ = ["DevHost"]
 
@@ -253,15 +253,9 @@ class DevHost:
             if done:
                 idle = FIRST_IDLE_POLL
                 continue
-            if self.doorbell is not None and queue is not None:
-                if await self.doorbell.nap(queue, stop, idle):
-                    idle = FIRST_IDLE_POLL
-                    continue
-            else:
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=idle)
-                except TimeoutError:
-                    pass
+            if await idle_wait(self.doorbell, queue, stop, idle):
+                idle = FIRST_IDLE_POLL
+                continue
             idle = min(idle * 2, max_idle)
 
     async def wait(self) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-__all__ = ["BELLS_ENV", "Doorbell", "QueueProxy"]
+__all__ = ["BELLS_ENV", "Doorbell", "QueueProxy", "idle_wait"]
 
 log = logging.getLogger("devhost.wakeup")
 
@@ -157,6 +157,18 @@ class Doorbell:
             bell = self._bells.get(data.decode(errors="replace"))
             if bell is not None:
                 bell.set()
+
+
+async def idle_wait(
+    doorbell: Doorbell | None, queue: str | None, stop: asyncio.Event, timeout: float
+) -> bool:
+    """A listener's sleep between two empty polls: until `stop`, `timeout`, or (with a
+    doorbell) a message sent to `queue`; whether it was the last."""
+    if doorbell is not None and queue is not None:
+        return await doorbell.nap(queue, stop, timeout)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=timeout)
+    return False
 
 
 class QueueProxy:

@@ -13,7 +13,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 from devhost.azurite import ACCOUNT, Azurite, free_ports
-from devhost.wakeup import Doorbell, QueueProxy
+from devhost.wakeup import Doorbell, QueueProxy, idle_wait
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
@@ -136,5 +136,19 @@ def test_the_queue_proxy_answers_503_while_storage_is_down(tmp_path: Path) -> No
         finally:
             await proxy.stop()
             bell.close()
+
+    run(scenario)
+
+
+def test_without_a_doorbell_a_listener_sleeps_its_interval_or_until_stopped() -> None:
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        started = time.monotonic()
+        assert await idle_wait(None, "ops", stop, 0.2) is False
+        assert 0.15 < time.monotonic() - started < 5
+        stop.set()
+        started = time.monotonic()
+        assert await idle_wait(None, "ops", stop, 10) is False
+        assert time.monotonic() - started < 1
 
     run(scenario)
