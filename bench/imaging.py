@@ -555,7 +555,7 @@ class Worker:
                 t0 = time.perf_counter()
                 picture, _ = decode_for(data, [chain], limits)
                 t1 = time.perf_counter()
-                out = apply(picture, chain, _context(limits, threads, None))
+                out = apply(picture, chain, _context(limits, threads, None), owned=True)
                 t2 = time.perf_counter()
                 encode(
                     out,

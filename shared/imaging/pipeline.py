@@ -19,15 +19,24 @@ The planner never changes what a chain asks for; it only avoids decoding pixels 
 
 `run_many` runs several chains on one source: one decode (at the largest size any chain
 needs), then the chains side by side on a thread pool.
+
+Memory: `run` owns its decoded source, so every step is told it may overwrite its input
+(`OpContext.consume`) and the per-pixel ops, filters and flips write their results back into
+it: a 12 MP step then holds one full-size image, not two. In `run_many` the chains share
+the source, so a step may only consume frames its own chain made. When a step did produce a
+new image as large as the source (rotate), the source's freed blocks are handed back to the
+system before encoding instead of staying in Pillow's block cache.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from PIL import Image
 
 from shared.errors import PixelpipeError
 from shared.imaging.decode import DecodeHints, Picture, Probe, load, open_image
@@ -142,14 +151,22 @@ def _first_frame_only(probe: Probe, chain: Chain) -> bool:
     return probe.frames > 1 and not FORMATS[chain.output_format(probe.format)].animation
 
 
-def apply(picture: Picture, chain: Chain, ctx: OpContext) -> Picture:
-    """Run the chain's steps on every frame."""
+def apply(picture: Picture, chain: Chain, ctx: OpContext, *, owned: bool = False) -> Picture:
+    """Run the chain's steps on every frame.
+
+    `owned`: nothing else reads `picture`'s frames, so every step may overwrite its input.
+    Otherwise a step may only overwrite frames an earlier step of this chain made (never one
+    of `picture`'s own frames, which other chains or the caller may still read).
+    """
+    shared = () if owned else tuple(picture.frames)
+    mine, theirs = replace(ctx, consume=True), replace(ctx, consume=False)
     for step in chain.steps:
         op = REGISTRY[step.op]
         frames = []
         for frame in picture.frames:
             ctx.check_deadline()
-            frames.append(op.apply(frame, step.params, ctx))
+            step_ctx = theirs if any(frame is s for s in shared) else mine
+            frames.append(op.apply(frame, step.params, step_ctx))
         picture = picture.with_frames(frames)
     return picture
 
@@ -184,12 +201,35 @@ def run(
     ctx = _context(limits, threads, timeout)
     picture, _ = decode_for(data, [chain], limits)
     source_format = picture.source_format
-    out = apply(picture, chain, ctx)
+    out = apply(picture, chain, ctx, owned=True)
+    freed = _bytes(f for f in picture.frames if not any(f is o for o in out.frames))
     del picture  # nothing else holds the decoded source: free it before encoding
+    _release_freed(freed, _bytes(out.frames))
     ctx.check_deadline()
     return encode(
         out, chain.output_format(source_format), chain.quality, chain.max_bytes, threads=ctx.threads
     )
+
+
+# A freed source at least this large is worth handing back to the system before encoding
+# when the output is large too (see `_release_freed`).
+RELEASE_BYTES = 16 << 20
+
+
+def _bytes(frames: Iterable[Image.Image]) -> int:
+    return sum(f.width * f.height * (1 if f.mode == "L" else 4) for f in frames)
+
+
+def _release_freed(freed: int, output: int) -> None:
+    """Return the freed source's memory to the system if the output is about as large.
+
+    Pillow keeps freed image blocks for reuse (see `shared.imaging`): cheap while the output
+    is small (resize, thumbnail, crop), but when a step made a new image at least half the
+    source's size (rotate, quarter turns) those blocks would sit beside the output and the
+    encoder's buffers (a progressive JPEG holds every coefficient) for the whole encode.
+    """
+    if freed >= RELEASE_BYTES and output * 2 >= freed:
+        Image.core.clear_cache()  # type: ignore[attr-defined]  # Pillow's C core
 
 
 def decode_for(data: bytes, chains: Sequence[Chain], limits: Limits) -> tuple[Picture, Probe]:

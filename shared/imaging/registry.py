@@ -6,7 +6,9 @@ a test keeps it current) and the CLI help.
 
 An operation's `apply` takes one frame in a working mode (L, LA, RGB, RGBA) and returns a new
 frame; it never modifies its input in place, because several chains may share one decoded
-source. Besides its parameters an operation may declare what the planner needs to make the
+source, unless the pipeline says the frame is the step's alone (`OpContext.consume`): then it
+may write its result into the input and return it, so a 12 MP step needs one full-size image
+instead of two. Besides its parameters an operation may declare what the planner needs to make the
 pipeline faster without changing what it computes:
 
 * `scale`: the linear factor by which it resizes its input (< 1 shrinks), so the decoder can
@@ -69,6 +71,9 @@ class OpContext:
     limits: Limits = field(default_factory=Limits)
     threads: int = 1
     deadline: float | None = None  # time.monotonic() value
+    # The input frame belongs to this step alone (nothing reads it afterwards): the operation
+    # may overwrite it with its result. Set per step by the pipeline; off by default.
+    consume: bool = False
 
     def check_deadline(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:

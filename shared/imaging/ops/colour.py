@@ -1,11 +1,20 @@
 """Colour: grayscale, sepia, invert, auto_contrast, equalize, brightness, contrast,
-saturation, posterize. All act on the colour channels and leave alpha as it is."""
+saturation, posterize. All act on the colour channels and leave alpha as it is.
+
+Every one but grayscale is per pixel once its table or statistics are known, so when the step
+owns its input (`OpContext.consume`) the result is written back into it band by band
+(`parallel.map_pixels`) instead of into a second full-size image.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
 
 from PIL import Image, ImageEnhance, ImageOps, ImageStat
 
 from shared.imaging.ops.common import on_colour
+from shared.imaging.parallel import map_pixels
 from shared.imaging.params import Float, Int
 from shared.imaging.registry import OpContext, Params, operation
 
@@ -30,6 +39,56 @@ def _rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def _per_pixel(
+    fn: Callable[[Image.Image], Image.Image], ctx: OpContext
+) -> Callable[[Image.Image, bool], Image.Image]:
+    """An `on_colour` function running the per-pixel `fn` in place when it may."""
+    return lambda im, owned: map_pixels(im, fn, inplace=owned, threads=ctx.threads)
+
+
+class _TableProbe:
+    """Stands in for an image in an `ImageOps` function that ends in `image.point(table)`:
+    it answers `mode` and `histogram` from the real image and hands back the table instead
+    of a new image, so the table can be applied band by band (the same bytes)."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.mode = image.mode
+        self._image = image
+
+    def histogram(self, mask: Image.Image | None = None) -> list[int]:
+        return self._image.histogram(mask)
+
+    def point(self, table: list[int]) -> list[int]:
+        return list(table)
+
+
+def _imageops_table(
+    fn: Callable[..., Image.Image], image: Image.Image, *args: Any
+) -> list[int] | None:
+    """The lookup table `fn(image, *args)` would apply to `image` (None if it is not one)."""
+    if image.mode not in ("L", "RGB"):
+        return None
+    table: Any = fn(cast(Image.Image, _TableProbe(image)), *args)
+    if not isinstance(table, list) or len(table) != 256 * len(image.getbands()):
+        return None
+    return table
+
+
+def _imageops(
+    fn: Callable[..., Image.Image], ctx: OpContext, *args: Any
+) -> Callable[[Image.Image, bool], Image.Image]:
+    """An `on_colour` function for `ImageOps.<fn>(image, *args)`: its table applied in place
+    when the step may, else the plain call."""
+
+    def apply(im: Image.Image, owned: bool) -> Image.Image:
+        table = _imageops_table(fn, im, *args) if owned else None
+        if table is None:
+            return fn(im, *args)
+        return map_pixels(im, lambda band: band.point(table), inplace=True, threads=ctx.threads)
+
+    return apply
+
+
 @operation(
     "grayscale",
     "Convert to shades of grey (ITU-R 601 luma). Transparency is kept.",
@@ -45,14 +104,16 @@ def grayscale(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image
 
 @operation("sepia", "A warm, old-photograph tone.", group="colour", scale_invariant=True)
 def sepia(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
-    return on_colour(image, lambda im: _rgb(im).convert("RGB", _SEPIA))
+    return on_colour(
+        image, _per_pixel(lambda im: _rgb(im).convert("RGB", _SEPIA), ctx), ctx.consume
+    )
 
 
 @operation(
     "invert", "A photographic negative.", group="colour", scale_invariant=True, luma_safe=True
 )
 def invert(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
-    return on_colour(image, ImageOps.invert)
+    return on_colour(image, _imageops(ImageOps.invert, ctx), ctx.consume)
 
 
 @operation(
@@ -65,7 +126,7 @@ def invert(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
 )
 def auto_contrast(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     cutoff = params.get("cutoff", 0.0)
-    return on_colour(image, lambda im: ImageOps.autocontrast(im, cutoff=cutoff))
+    return on_colour(image, _imageops(ImageOps.autocontrast, ctx, cutoff), ctx.consume)
 
 
 @operation(
@@ -75,7 +136,7 @@ def auto_contrast(image: Image.Image, params: Params, ctx: OpContext) -> Image.I
     scale_invariant=True,
 )
 def equalize(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
-    return on_colour(image, ImageOps.equalize)
+    return on_colour(image, _imageops(ImageOps.equalize, ctx), ctx.consume)
 
 
 def _blend_lut(constant: int, factor: float, bands: int) -> list[int]:
@@ -104,7 +165,12 @@ def _factor(description: str) -> Float:
 )
 def brightness(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     factor = params["factor"]
-    return on_colour(image, lambda im: im.point(_blend_lut(0, factor, len(im.getbands()))))
+
+    def apply(im: Image.Image, owned: bool) -> Image.Image:
+        table = _blend_lut(0, factor, len(im.getbands()))
+        return map_pixels(im, lambda band: band.point(table), inplace=owned, threads=ctx.threads)
+
+    return on_colour(image, apply, ctx.consume)
 
 
 @operation(
@@ -117,12 +183,13 @@ def brightness(image: Image.Image, params: Params, ctx: OpContext) -> Image.Imag
 def contrast(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     factor = params["factor"]
 
-    def apply(im: Image.Image) -> Image.Image:
+    def apply(im: Image.Image, owned: bool) -> Image.Image:
         # As ImageEnhance.Contrast: blend with a flat grey at the image's mean luma.
         mean = int(ImageStat.Stat(im.convert("L")).mean[0] + 0.5)
-        return im.point(_blend_lut(mean, factor, len(im.getbands())))
+        table = _blend_lut(mean, factor, len(im.getbands()))
+        return map_pixels(im, lambda band: band.point(table), inplace=owned, threads=ctx.threads)
 
-    return on_colour(image, apply)
+    return on_colour(image, apply, ctx.consume)
 
 
 @operation(
@@ -136,7 +203,12 @@ def saturation(image: Image.Image, params: Params, ctx: OpContext) -> Image.Imag
     factor = params["factor"]
     if image.mode in ("L", "LA"):
         return image
-    return on_colour(image, lambda im: ImageEnhance.Color(im).enhance(factor))
+    # Per pixel: a blend with the pixel's own grey. Bands one at a time: `Image.blend` keeps
+    # the GIL, so threads would only contend.
+    serial = OpContext(threads=1)
+    return on_colour(
+        image, _per_pixel(lambda im: ImageEnhance.Color(im).enhance(factor), serial), ctx.consume
+    )
 
 
 @operation(
@@ -148,4 +220,4 @@ def saturation(image: Image.Image, params: Params, ctx: OpContext) -> Image.Imag
 )
 def posterize(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     bits = params.get("bits", 4)
-    return on_colour(image, lambda im: ImageOps.posterize(im, bits))
+    return on_colour(image, _imageops(ImageOps.posterize, ctx, bits), ctx.consume)

@@ -37,12 +37,20 @@ def has_alpha(image: Image.Image) -> bool:
     return image.mode in ("LA", "RGBA")
 
 
-def on_colour(image: Image.Image, fn: Callable[[Image.Image], Image.Image]) -> Image.Image:
-    """Apply `fn` to the colour channels only, leaving an alpha channel untouched."""
+def on_colour(
+    image: Image.Image,
+    fn: Callable[[Image.Image, bool], Image.Image],
+    consume: bool = False,
+) -> Image.Image:
+    """Apply `fn` to the colour channels only, leaving an alpha channel untouched.
+
+    `fn(colour, owned)`: `owned` says whether `fn` may overwrite `colour` with its result
+    (`consume` for an image without alpha; always for the copy made of one with alpha).
+    """
     if not has_alpha(image):
-        return fn(image)
+        return fn(image, consume)
     alpha = image.getchannel("A")
-    result = fn(image.convert(image.mode[:-1]))  # a fresh copy, safe to change in place
+    result = fn(image.convert(image.mode[:-1]), True)  # a fresh copy, safe to change in place
     if result.mode not in ("L", "RGB"):
         result = result.convert("RGB")
     result.putalpha(alpha)  # L -> LA, RGB -> RGBA

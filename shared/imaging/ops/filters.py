@@ -2,6 +2,9 @@
 
 The neighbourhood filters run band-parallel (`parallel.map_bands`) when the operation may use
 several threads; the band margin is each filter's reach, so the result is identical to one call.
+When the step owns its input (`OpContext.consume`) the bands are written back into it (with a
+one-band lag, so every band still reads original pixels), and pixelate writes its blocks back
+into it too: a 12 MP filter then needs one full-size image, not two.
 """
 
 from __future__ import annotations
@@ -11,7 +14,13 @@ import math
 from PIL import Image, ImageFilter
 
 from shared.imaging.ops.common import on_colour
-from shared.imaging.parallel import map_bands
+from shared.imaging.parallel import (
+    MIN_INPLACE_PIXELS,
+    PIXEL_BAND_BYTES,
+    map_bands,
+    run_bands,
+    scratch,
+)
 from shared.imaging.params import Choice, Float, Int
 from shared.imaging.registry import OpContext, Params, operation
 
@@ -32,8 +41,17 @@ def _filtered(
     fn_filter: ImageFilter.Filter | type[ImageFilter.Filter],
     margin: int,
     ctx: OpContext,
+    inplace: bool,
 ) -> Image.Image:
-    return map_bands(image, lambda band: band.filter(fn_filter), margin=margin, threads=ctx.threads)
+    # In place only with threads to spare: on one thread the bands' margins (re-filtered
+    # rows) cost 5-15% over one whole-image call.
+    return map_bands(
+        image,
+        lambda band: band.filter(fn_filter),
+        margin=margin,
+        threads=ctx.threads,
+        inplace=inplace and ctx.threads > 1,
+    )
 
 
 @operation(
@@ -50,9 +68,9 @@ def blur(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     if image.mode in ("RGBA", "LA"):
         # Blur premultiplied colour so transparent pixels do not bleed dark fringes.
         premultiplied = image.mode[:-1] + "a"
-        out = _filtered(image.convert(premultiplied), kernel, margin, ctx)
+        out = _filtered(image.convert(premultiplied), kernel, margin, ctx, True)
         return out.convert(image.mode)
-    return _filtered(image, kernel, margin, ctx)
+    return _filtered(image, kernel, margin, ctx, ctx.consume)
 
 
 @operation(
@@ -67,7 +85,10 @@ def blur(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
 def sharpen(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     radius = params.get("radius", 2.0)
     kernel = ImageFilter.UnsharpMask(radius, params.get("percent", 150), params.get("threshold", 3))
-    return on_colour(image, lambda im: _filtered(im, kernel, gaussian_reach(radius), ctx))
+    margin = gaussian_reach(radius)
+    return on_colour(
+        image, lambda im, owned: _filtered(im, kernel, margin, ctx, owned), ctx.consume
+    )
 
 
 @operation(
@@ -82,7 +103,57 @@ def pixelate(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     small = image.resize(
         (max(1, -(-image.width // size)), max(1, -(-image.height // size))), Image.Resampling.BOX
     )
-    return small.resize(image.size, Image.Resampling.NEAREST)
+    if not ctx.consume or image.width * image.height < MIN_INPLACE_PIXELS:
+        return small.resize(image.size, Image.Resampling.NEAREST)
+    return _enlarge_into(small, image, ctx.threads)
+
+
+def _enlarge_into(small: Image.Image, image: Image.Image, threads: int) -> Image.Image:
+    """`small.resize(image.size, NEAREST)` written into `image` (whose pixels are no longer
+    needed), a run of rows at a time.
+
+    Pillow's nearest scale picks source column sx(x) and source row sy(y) independently, so
+    `small` is widened once to full width (its own height); the row map comes from scaling a
+    column of row numbers the same way. Output rows sharing a source row form runs; a stretch
+    of runs all `n` rows long is its widened rows each repeated `n` times, which a nearest
+    scale by exactly `n` gives (row y of it reads row floor((y + 0.5) / n), never a tie).
+    """
+    width, height = image.size
+    nearest = Image.Resampling.NEAREST
+    wide = small.resize((width, small.height), nearest)
+    column = Image.new("I", (1, small.height))
+    column.putdata(range(small.height))
+    source_rows = memoryview(column.resize((1, height), nearest).tobytes()).cast("i")
+    # Stretches of consecutive source rows whose runs have one length:
+    # [first output row, first source row, source rows, run length].
+    stretches: list[list[int]] = []
+    y = 0
+    while y < height:
+        row, end = source_rows[y], y + 1
+        while end < height and source_rows[end] == row:
+            end += 1
+        last = stretches[-1] if stretches else None
+        if last and last[3] == end - y and last[1] + last[2] == row:
+            last[2] += 1
+        else:
+            stretches.append([y, row, 1, end - y])
+        y = end
+    # Pieces of about PIXEL_BAND_BYTES of output each: little scratch, work for every thread.
+    pieces = [
+        (top + i * run, row + i, min(chunk, count - i), run)
+        for top, row, count, run in stretches
+        for chunk in [max(1, PIXEL_BAND_BYTES // (4 * width * run))]
+        for i in range(0, count, chunk)
+    ]
+
+    def fill(index: int) -> None:
+        top, row, count, run = pieces[index]
+        rows = wide.crop((0, row, width, row + count))
+        image.paste(rows.resize((width, count * run), nearest), (0, top))
+
+    with scratch():
+        run_bands(fill, range(len(pieces)), threads)
+    return image
 
 
 @operation(
@@ -98,9 +169,11 @@ def edge_enhance(image: Image.Image, params: Params, ctx: OpContext) -> Image.Im
         if params.get("strength") == "more"
         else ImageFilter.EDGE_ENHANCE
     )
-    return on_colour(image, lambda im: _filtered(im, kernel, 2, ctx))
+    return on_colour(image, lambda im, owned: _filtered(im, kernel, 2, ctx, owned), ctx.consume)
 
 
 @operation("emboss", "A raised, grey relief of the image's edges.", group="filter", luma_safe=True)
 def emboss(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
-    return on_colour(image, lambda im: _filtered(im, ImageFilter.EMBOSS, 2, ctx))
+    return on_colour(
+        image, lambda im, owned: _filtered(im, ImageFilter.EMBOSS, 2, ctx, owned), ctx.consume
+    )

@@ -13,7 +13,7 @@ from PIL import Image
 
 from shared.errors import InvalidSpec, OperationFailed
 from shared.imaging.ops.common import GRAVITIES, gravity_param, has_alpha
-from shared.imaging.parallel import band_pool
+from shared.imaging.parallel import band_pool, mirror_rows
 from shared.imaging.params import Bool, Choice, Color, Float, Int, Ratio
 from shared.imaging.registry import OpContext, Params, Size, operation
 
@@ -290,6 +290,8 @@ def rotate(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     if angle == 0:
         return image
     turn = _QUARTER_TURNS.get(int(angle)) if float(angle).is_integer() else None
+    if turn == Image.Transpose.ROTATE_180:
+        return mirror_rows(image, turn, inplace=ctx.consume, threads=ctx.threads)
     if turn is not None:
         return image.transpose(turn)
     ctx.limits.check_output(*_rotated_size(params, image.size))
@@ -381,8 +383,9 @@ def _rotate_bands(image: Image.Image, angle: float, fill: Fill, threads: int) ->
 )
 def flip(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     direction = params.get("direction", "horizontal")
-    if direction == "horizontal":
-        return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    if direction == "vertical":
-        return image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-    return image.transpose(Image.Transpose.ROTATE_180)
+    method = {
+        "horizontal": Image.Transpose.FLIP_LEFT_RIGHT,
+        "vertical": Image.Transpose.FLIP_TOP_BOTTOM,
+    }.get(direction, Image.Transpose.ROTATE_180)
+    # In place (pairs of mirrored bands) when the step owns its input.
+    return mirror_rows(image, method, inplace=ctx.consume, threads=ctx.threads)

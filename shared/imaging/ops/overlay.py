@@ -75,9 +75,9 @@ def watermark(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image
     patch = _patch(params["text"], size, colour, params.get("opacity", 0.5))
     margin = params.get("margin")
     margin = size // 2 if margin is None else margin
-    base = image.convert({"L": "RGB", "LA": "RGBA"}.get(image.mode, image.mode))
-    if base is image:
-        base = image.copy()  # never draw on the (possibly shared) input
+    mode = {"L": "RGB", "LA": "RGBA"}.get(image.mode, image.mode)
+    # Draw on the input only when the step owns it; else on a copy (convert always copies).
+    base = image if mode == image.mode and ctx.consume else image.convert(mode)
     position = params.get("position", "southeast")
     if position == "tile":
         spots = _tiles(base.size, patch.size, margin)
