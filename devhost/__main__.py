@@ -234,6 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ.update({**settings, STORAGE_ENV: own, BELLS_ENV: str(bells)})
         asyncio.run(_serve(args, storage, base_url))
     finally:
+        shutil.rmtree(DATA / "devhost" / f"bells-{args.port}", ignore_errors=True)
         if started:
             storage.stop()
     return 0
