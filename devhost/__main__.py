@@ -215,6 +215,7 @@ async def _worker(base_url: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     storage, started = _azurite(args)
     base_url = f"http://127.0.0.1:{args.port}"
+    bells = DATA / "devhost" / f"bells-{args.port}"  # this run's doorbell registry
     try:
         settings = app_settings(
             base_url=base_url, storage=storage.connection_string, isolated=args.isolated
@@ -229,12 +230,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"http://127.0.0.1:{proxy_port}/{ACCOUNT}",
             )
             settings[PROXY_PORT_ENV] = str(proxy_port)
-        bells = DATA / "devhost" / f"bells-{args.port}"
         shutil.rmtree(bells, ignore_errors=True)  # registrations of an earlier run
         os.environ.update({**settings, STORAGE_ENV: own, BELLS_ENV: str(bells)})
         asyncio.run(_serve(args, storage, base_url))
     finally:
-        shutil.rmtree(DATA / "devhost" / f"bells-{args.port}", ignore_errors=True)
+        shutil.rmtree(bells, ignore_errors=True)
         if started:
             storage.stop()
     return 0

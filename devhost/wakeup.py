@@ -150,9 +150,7 @@ class Doorbell:
         while True:
             try:
                 data = self._sock.recv(_MAX_NAME)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # BlockingIOError: nothing more to read
                 return
             bell = self._bells.get(data.decode(errors="replace"))
             if bell is not None:

@@ -41,8 +41,10 @@ __all__ = [
     "map_bands",
     "map_pixels",
     "mirror_rows",
+    "pixel_band_rows",
     "run_bands",
     "scratch",
+    "worth_in_place",
 ]
 
 # Below this many pixels the cost of splitting outweighs the gain.
@@ -87,6 +89,17 @@ def chain_pool() -> ThreadPoolExecutor:
     return _pool("chains")
 
 
+def worth_in_place(image: Image.Image, inplace: bool) -> bool:
+    """Whether to write into `image` (the caller owns it) rather than into a new image: only
+    for images large enough that a second copy matters."""
+    return inplace and image.width * image.height >= MIN_INPLACE_PIXELS
+
+
+def pixel_band_rows(width: int) -> int:
+    """Rows of a band of per-pixel work in place: about `PIXEL_BAND_BYTES` of pixels."""
+    return max(8, PIXEL_BAND_BYTES // (4 * width))
+
+
 @contextlib.contextmanager
 def scratch() -> Iterator[None]:
     """Leave Pillow's block cache as it was found: band-sized temporaries made inside would
@@ -122,10 +135,10 @@ def map_pixels(
     whose results are pasted back into `image` (on `threads` threads), so no second
     full-size image is allocated; `image` itself is returned. Otherwise `fn(image)`.
     """
-    width, height = image.size
-    if not inplace or width * height < MIN_INPLACE_PIXELS:
+    if not worth_in_place(image, inplace):
         return fn(image)
-    step = max(8, PIXEL_BAND_BYTES // (4 * width))
+    width, height = image.size
+    step = pixel_band_rows(width)
     first = fn(image.crop((0, 0, width, min(height, step))))
     if first.mode != image.mode or first.width != width:
         return fn(image)  # not a per-pixel function of this mode: the plain call
@@ -149,10 +162,10 @@ def mirror_rows(
     A left-right flip keeps every row in place; the other two move row y to height-1-y, so
     bands are taken in mirrored pairs, each transposed and written where the other was.
     """
-    width, height = image.size
-    if not inplace or width * height < MIN_INPLACE_PIXELS:
+    if not worth_in_place(image, inplace):
         return image.transpose(method)
-    step = max(8, PIXEL_BAND_BYTES // (4 * width))
+    width, height = image.size
+    step = pixel_band_rows(width)
     if method == Image.Transpose.FLIP_LEFT_RIGHT:
 
         def flip(top: int) -> None:
@@ -199,7 +212,7 @@ def map_bands(
     (see `_map_bands_inplace`), also on one thread.
     """
     width, height = image.size
-    if inplace and width * height >= MIN_INPLACE_PIXELS:
+    if worth_in_place(image, inplace):
         with scratch():
             return _map_bands_inplace(image, fn, margin=margin, threads=threads, rows=rows)
     if threads <= 1 or width * height < MIN_PARALLEL_PIXELS:

@@ -40,10 +40,15 @@ def _rgb(image: Image.Image) -> Image.Image:
 
 
 def _per_pixel(
-    fn: Callable[[Image.Image], Image.Image], ctx: OpContext
+    fn: Callable[[Image.Image], Image.Image], threads: int
 ) -> Callable[[Image.Image, bool], Image.Image]:
     """An `on_colour` function running the per-pixel `fn` in place when it may."""
-    return lambda im, owned: map_pixels(im, fn, inplace=owned, threads=ctx.threads)
+    return lambda im, owned: map_pixels(im, fn, inplace=owned, threads=threads)
+
+
+def _point(image: Image.Image, table: list[int], owned: bool, threads: int) -> Image.Image:
+    """`image.point(table)`, written back into `image` band by band when `owned`."""
+    return map_pixels(image, lambda band: band.point(table), inplace=owned, threads=threads)
 
 
 class _TableProbe:
@@ -84,7 +89,7 @@ def _imageops(
         table = _imageops_table(fn, im, *args) if owned else None
         if table is None:
             return fn(im, *args)
-        return map_pixels(im, lambda band: band.point(table), inplace=True, threads=ctx.threads)
+        return _point(im, table, True, ctx.threads)
 
     return apply
 
@@ -105,7 +110,7 @@ def grayscale(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image
 @operation("sepia", "A warm, old-photograph tone.", group="colour", scale_invariant=True)
 def sepia(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     return on_colour(
-        image, _per_pixel(lambda im: _rgb(im).convert("RGB", _SEPIA), ctx), ctx.consume
+        image, _per_pixel(lambda im: _rgb(im).convert("RGB", _SEPIA), ctx.threads), ctx.consume
     )
 
 
@@ -167,8 +172,7 @@ def brightness(image: Image.Image, params: Params, ctx: OpContext) -> Image.Imag
     factor = params["factor"]
 
     def apply(im: Image.Image, owned: bool) -> Image.Image:
-        table = _blend_lut(0, factor, len(im.getbands()))
-        return map_pixels(im, lambda band: band.point(table), inplace=owned, threads=ctx.threads)
+        return _point(im, _blend_lut(0, factor, len(im.getbands())), owned, ctx.threads)
 
     return on_colour(image, apply, ctx.consume)
 
@@ -186,8 +190,7 @@ def contrast(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     def apply(im: Image.Image, owned: bool) -> Image.Image:
         # As ImageEnhance.Contrast: blend with a flat grey at the image's mean luma.
         mean = int(ImageStat.Stat(im.convert("L")).mean[0] + 0.5)
-        table = _blend_lut(mean, factor, len(im.getbands()))
-        return map_pixels(im, lambda band: band.point(table), inplace=owned, threads=ctx.threads)
+        return _point(im, _blend_lut(mean, factor, len(im.getbands())), owned, ctx.threads)
 
     return on_colour(image, apply, ctx.consume)
 
@@ -205,9 +208,8 @@ def saturation(image: Image.Image, params: Params, ctx: OpContext) -> Image.Imag
         return image
     # Per pixel: a blend with the pixel's own grey. Bands one at a time: `Image.blend` keeps
     # the GIL, so threads would only contend.
-    serial = OpContext(threads=1)
     return on_colour(
-        image, _per_pixel(lambda im: ImageEnhance.Color(im).enhance(factor), serial), ctx.consume
+        image, _per_pixel(lambda im: ImageEnhance.Color(im).enhance(factor), 1), ctx.consume
     )
 
 

@@ -15,11 +15,11 @@ from PIL import Image, ImageFilter
 
 from shared.imaging.ops.common import on_colour
 from shared.imaging.parallel import (
-    MIN_INPLACE_PIXELS,
     PIXEL_BAND_BYTES,
     map_bands,
     run_bands,
     scratch,
+    worth_in_place,
 )
 from shared.imaging.params import Choice, Float, Int
 from shared.imaging.registry import OpContext, Params, operation
@@ -54,6 +54,18 @@ def _filtered(
     )
 
 
+def _on_colour_filtered(
+    image: Image.Image,
+    fn_filter: ImageFilter.Filter | type[ImageFilter.Filter],
+    margin: int,
+    ctx: OpContext,
+) -> Image.Image:
+    """`_filtered` on the colour channels only (alpha kept), in place when the step may."""
+    return on_colour(
+        image, lambda im, owned: _filtered(im, fn_filter, margin, ctx, owned), ctx.consume
+    )
+
+
 @operation(
     "blur",
     "Gaussian blur; `radius` is the standard deviation in pixels.",
@@ -85,10 +97,7 @@ def blur(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
 def sharpen(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     radius = params.get("radius", 2.0)
     kernel = ImageFilter.UnsharpMask(radius, params.get("percent", 150), params.get("threshold", 3))
-    margin = gaussian_reach(radius)
-    return on_colour(
-        image, lambda im, owned: _filtered(im, kernel, margin, ctx, owned), ctx.consume
-    )
+    return _on_colour_filtered(image, kernel, gaussian_reach(radius), ctx)
 
 
 @operation(
@@ -103,7 +112,7 @@ def pixelate(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
     small = image.resize(
         (max(1, -(-image.width // size)), max(1, -(-image.height // size))), Image.Resampling.BOX
     )
-    if not ctx.consume or image.width * image.height < MIN_INPLACE_PIXELS:
+    if not worth_in_place(image, ctx.consume):
         return small.resize(image.size, Image.Resampling.NEAREST)
     return _enlarge_into(small, image, ctx.threads)
 
@@ -169,11 +178,9 @@ def edge_enhance(image: Image.Image, params: Params, ctx: OpContext) -> Image.Im
         if params.get("strength") == "more"
         else ImageFilter.EDGE_ENHANCE
     )
-    return on_colour(image, lambda im, owned: _filtered(im, kernel, 2, ctx, owned), ctx.consume)
+    return _on_colour_filtered(image, kernel, 2, ctx)
 
 
 @operation("emboss", "A raised, grey relief of the image's edges.", group="filter", luma_safe=True)
 def emboss(image: Image.Image, params: Params, ctx: OpContext) -> Image.Image:
-    return on_colour(
-        image, lambda im, owned: _filtered(im, ImageFilter.EMBOSS, 2, ctx, owned), ctx.consume
-    )
+    return _on_colour_filtered(image, ImageFilter.EMBOSS, 2, ctx)
